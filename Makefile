@@ -1,0 +1,22 @@
+# Two commands: `make demo` and `make test`.  Both create .venv on first use.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mmmixmae-stamp
+SETUP_INPUTS := tools/install/setup_env.sh setup.py $(wildcard requirements/*.txt)
+
+.PHONY: demo test env clean
+
+env: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	bash tools/install/setup_env.sh
+
+demo: env
+	$(PY) tools/demo/run_demo.py
+
+test: env
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+clean:
+	rm -rf work_dirs .pytest_cache

@@ -1,0 +1,86 @@
+# Shared MixMAE pretraining recipe (official Sense-X/MixMIM exp/*/pretrain.sh):
+# ImageNet-1K in mmpretrain's layout, RandomResizedCrop(224, 0.2-1.0, bicubic) + flip,
+# AdamW(0.9, 0.95), lr = 1.5e-4 x total batch / 256, weight decay 0.05 without decay for 1-D
+# parameters and biases, 40 linear warm-up epochs then half-cosine to 0 (per iteration),
+# mixed precision.  Arch-specific configs set the model and the number of epochs.
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['mmmixmae'], allow_failed_imports=False)
+
+# ---------------------------------------------------------------- data
+dataset_type = 'ImageNet'
+data_root = 'data/imagenet/'
+data_preprocessor = dict(
+    type='SelfSupDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0), backend='pillow',
+         interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=128,  # x 16 GPUs = 2048
+    num_workers=10,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='train',
+                 pipeline=train_pipeline))
+
+# ---------------------------------------------------------------- model
+model = dict(
+    type='MixMAE',
+    mask_ratio=0.5,
+    range_mask_ratio=0.0,
+    backbone=dict(type='MixMAESwin', arch='base', img_size=224, window_size=(14, 14, 14, 7),
+                  drop_path_rate=0.0, fill_mode='mix', attn_isolation=True),
+    neck=dict(type='MixMAEDecoder', in_channels=1024, embed_dims=512, depth=8, num_heads=16,
+              mlp_ratio=4., img_size=224, encoder_stride=32),
+    head=dict(type='MixMAEPretrainHead', patch_size=32, norm_pix=True, eps=1e-6))
+
+# ---------------------------------------------------------------- schedule
+total_batch = 2048
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    dtype='bfloat16',
+    loss_scale='dynamic',
+    optimizer=dict(type='AdamW', lr=1.5e-4 * total_batch / 256, betas=(0.9, 0.95),
+                   weight_decay=0.05),
+    # official rule: no decay for 1-D parameters and biases; mask token and
+    # relative-position tables are decayed
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0))
+warmup_epochs = 40
+max_epochs = 300
+param_scheduler = [
+    # linear from (almost) 0: mmengine's LinearLR needs a start factor > 0
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min=0.0, by_epoch=True,
+         begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+auto_scale_lr = dict(base_batch_size=total_batch)
+
+# ---------------------------------------------------------------- runtime
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=100),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+log_processor = dict(window_size=10, custom_cfg=[dict(data_src='', method='mean',
+                                                      window_size='global')])
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,0 +1,474 @@
+"""MixMAESwin: the hierarchical encoder of MixMAE (Swin/W14 without shifted windows).
+
+One class serves pretraining (``forward(x, mask)`` mixes two images and keeps them apart
+with masked self-attention), classification (pooled features) and dense tasks (multi-scale
+``(B, C, H, W)`` maps with optional shifted windows and global attention blocks).
+
+State-dict keys follow the official Sense-X/MixMIM code, so its checkpoints map one to one:
+``patch_embed.{proj,norm}``, ``absolute_pos_embed``,
+``layers.{i}.blocks.{j}.{norm1,attn.qkv,attn.proj,attn.relative_position_bias_table,norm2,mlp.fc1,mlp.fc2}``,
+``layers.{i}.downsample.{norm,reduction}``, ``norm`` (final LayerNorm); dense outputs of
+stages other than the last get their own ``norm{i}``.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+from ..utils.attention import (DropPath, Mlp, WindowAttention, isolation_pattern,
+                               shifted_window_pattern)
+from ..utils.mixing import mix_tokens, stage_masks
+from ..utils.pos_embed import build_2d_sincos_pos_embed, resize_pos_embed
+from ..utils.rel_pos import resize_rel_pos_table, window_from_table_length
+from ..utils.windows import pad_to_multiple, window_partition, window_reverse
+
+FILL_MODES = ('mix', 'mask_token', 'zeros')
+OUT_TYPES = ('raw', 'featmap', 'avg_featmap')
+
+
+def _pair(v) -> Tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class PatchEmbed(nn.Module):
+    """Conv ``patch_size`` / stride ``patch_size`` + LayerNorm. ``[B, 3, H, W] -> [B, L, C]``."""
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        p = self.patch_size
+        pad_h, pad_w = (-x.shape[2]) % p, (-x.shape[3]) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = self.proj(x)
+        hw = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), hw
+
+
+class PatchMerging(nn.Module):
+    """Swin patch merging: 2x2 neighbours -> LayerNorm(4C) -> Linear(4C -> 2C, no bias).
+
+    The neighbours are concatenated as (even row, even col), (odd, even), (even, odd),
+    (odd, odd), the official (timm) order.  Odd grids are zero-padded first.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * in_channels)
+        self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        b, _, c = x.shape
+        x, _, _ = pad_to_multiple(x.view(b, hw[0], hw[1], c), (2, 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+        out_hw = (x.shape[1], x.shape[2])
+        return self.reduction(self.norm(x.reshape(b, -1, 4 * c))), out_hw
+
+
+class MixMAEBlock(nn.Module):
+    """Pre-norm window attention + MLP.
+
+    Args:
+        window_size: ``(Wh, Ww)`` of the bias table (already clamped to the stage grid).
+        shift: cyclic shift ``(sh, sw)`` for Swin-style shifted windows (dense fine-tuning).
+        global_attn: attend over the whole (padded) grid; the bias table is resized on the fly.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: Tuple[int, int],
+                 mlp_ratio: float = 4., qkv_bias: bool = True, drop: float = 0.,
+                 attn_drop: float = 0., drop_path: float = 0., shift: bool = False,
+                 global_attn: bool = False, use_fused_attn: bool = True):
+        super().__init__()
+        self.window_size = tuple(window_size)
+        self.shift = (self.window_size[0] // 2, self.window_size[1] // 2) if shift else (0, 0)
+        self.global_attn = global_attn
+        self.norm1 = nn.LayerNorm(embed_dims)
+        self.attn = WindowAttention(embed_dims, num_heads, self.window_size, qkv_bias,
+                                    attn_drop, drop, use_fused_attn)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(embed_dims)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int],
+                iso_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        Args:
+            x: ``[B, H*W, C]``.
+            hw: ``(H, W)``.
+            iso_mask: ``[1, H*W, 1]`` mixing mask of this stage (pretraining), or None.
+        """
+        b, length, c = x.shape
+        h, w = hw
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        if self.global_attn:
+            window = (h, w)
+        else:
+            window = self.window_size
+        x, pad_h, pad_w = pad_to_multiple(x, window)
+        hp, wp = x.shape[1], x.shape[2]
+        pattern = None
+        if iso_mask is not None:
+            m, _, _ = pad_to_multiple(iso_mask.reshape(1, h, w, 1), window)
+            pattern = isolation_pattern(m.reshape(1, -1, 1), (hp, wp), window)
+        if any(self.shift) and not self.global_attn:
+            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(1, 2))
+            pattern = shifted_window_pattern((hp, wp), window, self.shift, x.device)
+        windows = self.attn(window_partition(x, window), pattern,
+                            None if window == self.window_size else window)
+        x = window_reverse(windows, window, hp, wp)
+        if any(self.shift) and not self.global_attn:
+            x = torch.roll(x, shifts=self.shift, dims=(1, 2))
+        x = x[:, :h, :w].reshape(b, length, c)
+        x = shortcut + self.drop_path(x)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class MixMAEStage(nn.Module):
+    """Blocks of one resolution followed by an optional patch merging."""
+
+    def __init__(self, embed_dims: int, depth: int, num_heads: int, window_size: Tuple[int, int],
+                 drop_paths: Sequence[float], downsample: bool, shift: bool = False,
+                 global_blocks: Sequence[int] = (), with_cp: bool = False, **block_kwargs):
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList([
+            MixMAEBlock(embed_dims, num_heads, window_size, drop_path=drop_paths[j],
+                        shift=shift and j % 2 == 1, global_attn=j in global_blocks,
+                        **block_kwargs) for j in range(depth)
+        ])
+        self.downsample = PatchMerging(embed_dims, 2 * embed_dims) if downsample else None
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int],
+                iso_mask: Optional[torch.Tensor] = None):
+        """Returns ``(stage_output, hw, next_input, next_hw)``."""
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, hw, iso_mask, use_reentrant=False)
+            else:
+                x = block(x, hw, iso_mask)
+        if self.downsample is None:
+            return x, hw, x, hw
+        down, down_hw = self.downsample(x, hw)
+        return x, hw, down, down_hw
+
+
+@MODELS.register_module()
+class MixMAESwin(BaseModule):
+    """The MixMAE encoder.
+
+    Args:
+        arch: ``'tiny' | 'small' | 'base' | 'large' | 'huge'`` or a dict with
+            ``embed_dims``, ``depths``, ``num_heads``.
+        img_size: image size the position embedding (and window clamping) is built for.
+        patch_size: stem stride (4).
+        window_size: per-stage window sizes; a window larger than its stage grid is
+            clamped to the grid, and the clamped window must divide the grid.
+        drop_path_rate: stochastic depth, linearly increasing over all blocks.
+        out_indices: stages whose outputs are returned (dense/classification use).
+        out_type: ``'avg_featmap'`` (pooled ``[B, C]``), ``'featmap'`` (``[B, C, H, W]``)
+            or ``'raw'`` (``[B, L, C]``).
+        fill_mode: what fills the masked places in pretraining: ``'mix'`` (the partner image,
+            MixMAE), ``'mask_token'`` (a learned token, SimMIM) or ``'zeros'``.
+        attn_isolation: masked self-attention that keeps the two images apart.
+        shift_window: Swin shifted windows in every second block (dense fine-tuning only).
+        global_attn_indexes: indices (over all blocks) of blocks attending globally.
+        with_cp: activation checkpointing per block.
+        frozen_stages: freeze the stem (0) and stages ``< frozen_stages``; -1 freezes nothing.
+        use_fused_attn: ``scaled_dot_product_attention`` instead of the reference path.
+    """
+    arch_zoo: Dict[str, dict] = {
+        'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
+        'small': dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
+        'base': dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
+        'large': dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
+        'huge': dict(embed_dims=352, depths=[2, 2, 18, 2], num_heads=[11, 22, 44, 88]),
+    }
+    encoder_stride = 32
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 img_size: Union[int, Sequence[int]] = 224,
+                 patch_size: int = 4,
+                 in_channels: int = 3,
+                 window_size: Sequence[int] = (14, 14, 14, 7),
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 out_indices: Sequence[int] = (3, ),
+                 out_type: str = 'avg_featmap',
+                 fill_mode: str = 'mix',
+                 attn_isolation: bool = True,
+                 shift_window: bool = False,
+                 global_attn_indexes: Sequence[int] = (),
+                 with_cp: bool = False,
+                 frozen_stages: int = -1,
+                 use_fused_attn: bool = True,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        arch = self._parse_arch(arch)
+        self.embed_dims = arch['embed_dims']
+        self.depths = list(arch['depths'])
+        self.num_heads = list(arch['num_heads'])
+        self.num_stages = len(self.depths)
+        self.img_size = _pair(img_size)
+        self.patch_size = patch_size
+        if len(window_size) != self.num_stages:
+            raise ValueError(f'window_size needs {self.num_stages} entries, got {list(window_size)}')
+        if fill_mode not in FILL_MODES:
+            raise ValueError(f'fill_mode must be one of {FILL_MODES}, got {fill_mode!r}')
+        if out_type not in OUT_TYPES:
+            raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
+        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        for i in out_indices:
+            if not 0 <= i < self.num_stages:
+                raise ValueError(f'out_indices entry {i} is outside 0..{self.num_stages - 1}')
+        stride = patch_size * 2**(self.num_stages - 1)
+        for s in self.img_size:
+            if s % stride:
+                raise ValueError(f'img_size {self.img_size} is not a multiple of the encoder '
+                                 f'stride {stride}')
+        self.out_indices = out_indices
+        self.out_type = out_type
+        self.fill_mode = fill_mode
+        self.attn_isolation = attn_isolation
+        self.frozen_stages = frozen_stages
+        self.use_fused_attn = use_fused_attn
+
+        self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)
+        self.patch_grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        self.stage_grids = [(self.patch_grid[0] >> i, self.patch_grid[1] >> i)
+                            for i in range(self.num_stages)]
+        self.window_sizes = []
+        for i, (win, grid) in enumerate(zip(window_size, self.stage_grids)):
+            win = min(win, min(grid))
+            if grid[0] % win or grid[1] % win:
+                raise ValueError(f'window {win} of stage {i} does not divide its grid '
+                                 f'{grid[0]}x{grid[1]} at img_size {self.img_size}')
+            self.window_sizes.append((win, win))
+        # fixed (not trained) 2-D sin-cos embedding, added after mixing
+        self.absolute_pos_embed = nn.Parameter(
+            build_2d_sincos_pos_embed(self.embed_dims, self.patch_grid), requires_grad=False)
+        self.drop_after_pos = nn.Dropout(drop_rate)
+        if fill_mode == 'mask_token':
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+            nn.init.trunc_normal_(self.mask_token, std=.02)
+
+        total = sum(self.depths)
+        dpr = torch.linspace(0, drop_path_rate, total).tolist()
+        global_attn_indexes = set(global_attn_indexes)
+        for g in global_attn_indexes:
+            if not 0 <= g < total:
+                raise ValueError(f'global_attn_indexes entry {g} is outside 0..{total - 1}')
+        self.layers = nn.ModuleList()
+        self.num_features = []
+        for i, depth in enumerate(self.depths):
+            dims = self.embed_dims * 2**i
+            first = sum(self.depths[:i])
+            self.layers.append(
+                MixMAEStage(
+                    dims, depth, self.num_heads[i], self.window_sizes[i], dpr[first:first + depth],
+                    downsample=i < self.num_stages - 1, shift=shift_window,
+                    global_blocks=[g - first for g in global_attn_indexes if first <= g < first + depth],
+                    with_cp=with_cp, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                    attn_drop=attn_drop_rate, use_fused_attn=use_fused_attn))
+            self.num_features.append(dims)
+        self.norm = nn.LayerNorm(self.num_features[-1])
+        for i in out_indices:
+            if i != self.num_stages - 1:
+                self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+        self._init_params()
+        self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ construction
+    def _parse_arch(self, arch) -> dict:
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_zoo:
+                raise ValueError(f'unknown arch {arch!r}; choose from {sorted(self.arch_zoo)} '
+                                 'or pass a dict')
+            return self.arch_zoo[arch.lower()]
+        missing = {'embed_dims', 'depths', 'num_heads'} - set(arch)
+        if missing:
+            raise ValueError(f'custom arch misses keys {sorted(missing)}')
+        if len(arch['depths']) != len(arch['num_heads']):
+            raise ValueError('arch depths and num_heads must have the same length')
+        return arch
+
+    def _init_params(self):
+        """Official init: Xavier-uniform Linear with zero bias, LayerNorm 1/0."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def init_weights(self):
+        # parameters are initialized at construction (official scheme); only a
+        # Pretrained init_cfg does anything here.
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            from ..utils.checkpoint import load_pretrained_backbone
+            load_pretrained_backbone(self, self.init_cfg)
+            self._freeze_stages()
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed] + [self.layers[i] for i in range(self.frozen_stages)]
+        frozen += [getattr(self, f'norm{i}') for i in range(self.frozen_stages)
+                   if hasattr(self, f'norm{i}')]
+        for module in frozen:
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            self._freeze_stages()
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+    def _adapt_checkpoint(self, state_dict, prefix, *args, **kwargs):
+        """Adapt a checkpoint to this model's image and window sizes before loading.
+
+        ``absolute_pos_embed`` is interpolated bicubically to the patch grid, every
+        ``relative_position_bias_table`` to its block's window, and ``relative_position_index``
+        entries (rebuilt from the window size) are dropped.
+        """
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            name = key[len(prefix):]
+            if name.endswith('relative_position_index'):
+                del state_dict[key]
+            elif name == 'absolute_pos_embed':
+                src = state_dict[key]
+                if src.shape != self.absolute_pos_embed.shape and src.dim() == 3:
+                    side = math.isqrt(src.shape[1])
+                    if side * side != src.shape[1]:
+                        raise ValueError(f'{key}: {src.shape[1]} tokens is not a square grid')
+                    state_dict[key] = resize_pos_embed(src, (side, side), self.patch_grid)
+            elif name.endswith('relative_position_bias_table'):
+                module = self.get_submodule(name.rsplit('.', 1)[0]) if self._has_submodule(
+                    name.rsplit('.', 1)[0]) else None
+                src = state_dict[key]
+                if module is not None and src.dim() == 2 and src.shape != \
+                        module.relative_position_bias_table.shape \
+                        and src.shape[1] == module.relative_position_bias_table.shape[1]:
+                    src_win = window_from_table_length(src.shape[0])
+                    state_dict[key] = resize_rel_pos_table(src, (src_win, src_win),
+                                                           module.window_size)
+
+    def _has_submodule(self, name: str) -> bool:
+        try:
+            self.get_submodule(name)
+            return True
+        except AttributeError:
+            return False
+
+    # ------------------------------------------------------------------ forward
+    def check_pretrain_input(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
+        """Refuse sizes the mixing scheme cannot handle, before any compute."""
+        h, w = x.shape[-2:]
+        stride = self.encoder_stride
+        if h % stride or w % stride:
+            raise ValueError(f'pretraining needs image sizes that are multiples of {stride}, '
+                             f'got {h}x{w}')
+        grid = (h // stride, w // stride)
+        if mask is not None and tuple(mask.shape) != (1, 1) + grid:
+            raise ValueError(f'mixing mask must have shape (1, 1, {grid[0]}, {grid[1]}) for '
+                             f'{h}x{w} images, got {tuple(mask.shape)}')
+        for i in range(self.num_stages):
+            gh, gw = h // (self.patch_size << i), w // (self.patch_size << i)
+            win = self.window_sizes[i]
+            if gh % win[0] or gw % win[1]:
+                raise ValueError(f'window {win[0]}x{win[1]} of stage {i} does not divide its grid '
+                                 f'{gh}x{gw} for {h}x{w} images')
+
+    def pos_embed_for(self, hw: Tuple[int, int]) -> torch.Tensor:
+        return resize_pos_embed(self.absolute_pos_embed, self.patch_grid, hw)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
+        """
+        Args:
+            x: ``[B, 3, H, W]``.
+            mask: pretraining only: ``[1, 1, H/32, W/32]`` 0/1 mixing mask.
+
+        Returns:
+            with ``mask``: ``(latent [B, H/32*W/32, C], mask)``; without: a tuple with one
+            entry per ``out_indices`` formatted by ``out_type``.
+        """
+        if mask is not None:
+            self.check_pretrain_input(x, mask)
+            mask = mask.to(dtype=x.dtype)
+        elif min(x.shape[-2:]) < self.encoder_stride:
+            raise ValueError(f'input {x.shape[-2]}x{x.shape[-1]} is smaller than one '
+                             f'{self.encoder_stride}-pixel cell')
+        x, hw = self.patch_embed(x)
+        masks = None
+        if mask is not None:
+            grids = [(hw[0] >> i, hw[1] >> i) for i in range(self.num_stages)]
+            masks = stage_masks(mask, grids)
+            if self.fill_mode == 'mix':
+                x = mix_tokens(x, masks[0])
+            elif self.fill_mode == 'mask_token':
+                x = x * (1. - masks[0]) + self.mask_token.to(x.dtype) * masks[0]
+            else:
+                x = x * (1. - masks[0])
+        x = self.drop_after_pos(x + self.pos_embed_for(hw).to(x.dtype))
+
+        outs = []
+        for i, stage in enumerate(self.layers):
+            iso = masks[i] if masks is not None and self.attn_isolation else None
+            out, out_hw, x, hw = stage(x, hw, iso)
+            if mask is None and i in self.out_indices:
+                outs.append(self._format(out, out_hw, i))
+        if mask is not None:
+            return self.norm(out), mask
+        return tuple(outs)
+
+    def _format(self, x: torch.Tensor, hw: Tuple[int, int], stage: int) -> torch.Tensor:
+        norm = self.norm if stage == self.num_stages - 1 else getattr(self, f'norm{stage}')
+        x = norm(x)
+        if self.out_type == 'raw':
+            return x
+        if self.out_type == 'avg_featmap':
+            return x.mean(dim=1)
+        return x.transpose(1, 2).reshape(x.shape[0], -1, *hw).contiguous()
+
+    # ------------------------------------------------------------------ layer decay
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """Official MixMIM layer ids (util/lr_decay.py) for layer-wise lr decay.
+
+        With ``N = sum(depths) + 1`` the official scale of id ``k`` is ``rate^(N - k)``;
+        mmpretrain's constructor uses ``rate^(num_layers - layer_id - 1)``, so this returns
+        ``num_layers = N + 1``.  Stem and position embedding: 0; block j of stage i:
+        ``sum(depths[:i]) + j + 1``; downsample of stage i: ``sum(depths[:i+1]) + 1``;
+        everything else (final norm, dense norms, mask token): ``sum(depths)``.
+        """
+        num_layers = sum(self.depths) + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers  # not in the backbone: scale 1
+        name = param_name[len(prefix):]
+        if name in ('absolute_pos_embed', 'cls_token', 'pos_embed') or name.startswith('patch_embed'):
+            return 0, num_layers
+        if name.startswith('layers.'):
+            parts = name.split('.')
+            stage = int(parts[1])
+            if parts[2] == 'downsample':
+                return sum(self.depths[:stage + 1]) + 1, num_layers
+            return sum(self.depths[:stage]) + int(parts[3]) + 1, num_layers
+        return sum(self.depths), num_layers

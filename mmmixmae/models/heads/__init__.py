@@ -1,0 +1,3 @@
+from .mixmae_head import MixMAEPretrainHead, patchify, unpatchify
+
+__all__ = ['MixMAEPretrainHead', 'patchify', 'unpatchify']

@@ -1,0 +1,3 @@
+from .mixmae_decoder import MixMAEDecoder
+
+__all__ = ['MixMAEDecoder']

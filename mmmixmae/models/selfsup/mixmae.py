@@ -1,0 +1,64 @@
+"""MixMAE: Mixed and Masked Autoencoder (Liu et al., CVPR 2023)."""
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ..utils.mixing import random_mixing_mask
+
+
+@MODELS.register_module()
+class MixMAE(BaseSelfSupervisor):
+    """Mix two images at the stride-32 grid, encode them apart, reconstruct both.
+
+    Args:
+        backbone: a ``MixMAESwin`` config.
+        neck: the decoder (``MixMAEDecoder``).
+        head: the loss (``MixMAEPretrainHead``).
+        mask_ratio: share of cells sample i takes from sample ``B-1-i`` (0.5).
+        range_mask_ratio: adds ``U(0, r)`` to the ratio at each step (0).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 mask_ratio: float = 0.5,
+                 range_mask_ratio: float = 0.0,
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 init_cfg: Optional[dict] = None):
+        if not 0.0 <= mask_ratio <= 1.0 or not 0.0 <= mask_ratio + range_mask_ratio <= 1.0:
+            raise ValueError(f'mask_ratio {mask_ratio} + range_mask_ratio {range_mask_ratio} '
+                             'must stay within [0, 1]')
+        super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.mask_ratio = mask_ratio
+        self.range_mask_ratio = range_mask_ratio
+
+    def sample_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """One ``[1, 1, H/32, W/32]`` mask for the whole batch."""
+        stride = self.backbone.encoder_stride
+        grid = (inputs.shape[-2] // stride, inputs.shape[-1] // stride)
+        return random_mixing_mask(grid, self.mask_ratio, self.range_mask_ratio, inputs.device)
+
+    def extract_feat(self, inputs: torch.Tensor):
+        return self.backbone(inputs)
+
+    def loss(self,
+             inputs: Union[torch.Tensor, List[torch.Tensor]],
+             data_samples: Optional[List[DataSample]] = None,
+             mask: Optional[torch.Tensor] = None,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """``inputs``: normalized ``[B, 3, H, W]``; ``mask``: optional ``[1, 1, H/32, W/32]``."""
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        if mask is None:
+            self.backbone.check_pretrain_input(inputs)
+            mask = self.sample_mask(inputs)
+        latent, mask = self.backbone(inputs, mask)
+        dual = self.backbone.fill_mode == 'mix'
+        pred = self.neck(latent, mask, dual=dual)
+        return dict(loss=self.head.loss(pred, inputs, mask, dual=dual))

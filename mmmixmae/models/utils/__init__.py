@@ -1,0 +1,1 @@
+"""Building blocks: windows, relative position, sin-cos embeddings, mixing masks, attention."""

@@ -1,0 +1,148 @@
+"""Time a full MixMAE pretraining train step against mmpretrain's own MixMIM.
+
+Both models are built with the same arch, batch, image size and dtype; one step is forward,
+backward and an AdamW update.  The two are alternated step by step in one process (these
+machines are noisy), and the median times and their ratio are printed.  Peak memory is
+measured per model in a fresh subprocess (CPU: peak RSS growth; CUDA: max allocated).
+
+Example (the figure in docs/en/benchmarks.md):
+    python tools/benchmarks/train_step_vs_mmpretrain.py --arch base --batch 4 --steps 6
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def build(which: str, arch: str, img: int, fused: bool = True):
+    import mmmixmae  # noqa: F401  (registers MixMAE; mmpretrain's MixMIM is registered too)
+    from mmpretrain.registry import MODELS
+    dims = {'base': 128, 'large': 192, 'huge': 352}[arch]
+    if which == 'mmmixmae':
+        cfg = dict(type='MixMAE',
+                   backbone=dict(type='MixMAESwin', arch=arch, img_size=img,
+                                 use_fused_attn=fused),
+                   neck=dict(type='MixMAEDecoder', in_channels=dims * 8, img_size=img),
+                   head=dict(type='MixMAEPretrainHead', norm_pix=True))
+    else:
+        cfg = dict(type='MixMIM',
+                   backbone=dict(type='MixMIMPretrainTransformer', arch=arch, img_size=img),
+                   neck=dict(type='MixMIMPretrainDecoder', num_patches=(img // 32)**2,
+                             encoder_stride=32, embed_dim=dims * 8, decoder_embed_dim=512,
+                             decoder_depth=8, decoder_num_heads=16),
+                   head=dict(type='MixMIMPretrainHead', norm_pix=True,
+                             loss=dict(type='PixelReconstructionLoss', criterion='L2')))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def make_step(model, dtype, device):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+
+    def step(x):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = model.loss(x, None)['loss']
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    return step
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def parse_dtype(name):
+    return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[name]
+
+
+def time_both(args, device):
+    torch.manual_seed(0)
+    dtype = parse_dtype(args.dtype)
+    models = {w: build(w, args.arch, args.img).to(device).train() for w in ('mmmixmae', 'mmpretrain')}
+    steps = {w: make_step(m, dtype, device) for w, m in models.items()}
+    x = torch.randn(args.batch, 3, args.img, args.img, device=device)
+    times = {w: [] for w in models}
+    for i in range(args.warmup + args.steps):
+        order = list(models) if i % 2 == 0 else list(models)[::-1]
+        for w in order:
+            sync(device)
+            t0 = time.perf_counter()
+            steps[w](x)
+            sync(device)
+            if i >= args.warmup:
+                times[w].append(time.perf_counter() - t0)
+    return {w: statistics.median(t) for w, t in times.items()}
+
+
+def peak_memory(args, which):
+    """Run a few steps of one model in a fresh process and report its peak memory (MiB)."""
+    cmd = [sys.executable, __file__, '--arch', args.arch, '--batch', str(args.batch), '--img',
+           str(args.img), '--dtype', args.dtype, '--device', args.device, '--memory-of', which]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])['peak_mib']
+
+
+def memory_child(args, device):
+    torch.manual_seed(0)
+    dtype = parse_dtype(args.dtype)
+    x = torch.randn(args.batch, 3, args.img, args.img, device=device)
+    model = build(args.memory_of, args.arch, args.img).to(device).train()
+    step = make_step(model, dtype, device)
+    step(x)  # optimizer state exists from here on
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(x)
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        # peak resident set of the whole process: weights, optimizer state, activations
+        for _ in range(2):
+            step(x)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({'peak_mib': peak / 2**20}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--arch', default='base', choices=['base', 'large', 'huge'])
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--img', type=int, default=224)
+    parser.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16', 'fp16'])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--steps', type=int, default=6)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--memory-of', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.memory_of:
+        return memory_child(args, device)
+    med = time_both(args, device)
+    ratio = med['mmpretrain'] / med['mmmixmae']
+    result = dict(arch=args.arch, batch=args.batch, img=args.img, dtype=args.dtype,
+                  device=str(device), threads=torch.get_num_threads(),
+                  step_s_mmmixmae=round(med['mmmixmae'], 4),
+                  step_s_mmpretrain=round(med['mmpretrain'], 4), speedup=round(ratio, 3),
+                  images_per_s_mmmixmae=round(args.batch / med['mmmixmae'], 2))
+    if not args.no_memory:
+        result['peak_mib_mmmixmae'] = round(peak_memory(args, 'mmmixmae'), 1)
+        result['peak_mib_mmpretrain'] = round(peak_memory(args, 'mmpretrain'), 1)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == '__main__':
+    main()
