@@ -1,0 +1,1 @@
+"""Utilities of mmmixmae (command-line helpers live in :mod:`mmmixmae.utils.cli`)."""

@@ -1,0 +1,260 @@
+"""Shared command-line code of ``tools/train.py`` and ``tools/test.py``.
+
+Both tools follow the OpenMMLab layout: parse the arguments, check them (a
+missing config or checkpoint, a config without ``model``, an ``--out`` that
+is not a pickle: one line on stderr, exit status 2, no traceback), load the
+config, apply the command-line overrides and hand the config to mmengine's
+Runner (``cfg.runner_type`` picks a custom runner from the ``RUNNERS``
+registry).  The config's ``default_scope`` (mmpretrain, mmdet or mmseg)
+decides which registries are used; nothing here is scope specific.
+
+Files are checked before anything is built: the model, datasets and Runner
+come only after the arguments and the config have passed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import NoReturn, Optional, Sequence
+
+__all__ = [
+    'CLIError', 'fail', 'train_parser', 'test_parser', 'load_config',
+    'apply_train_args', 'apply_test_args', 'build_runner', 'train_main',
+    'test_main'
+]
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+_REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'pavi://', 'open-mmlab://',
+                    'torchvision://', 'mmcls://', 'modelzoo://')
+
+
+class CLIError(Exception):
+    """A user error in the command line or config; reported in one line."""
+
+
+def fail(message: str, prog: Optional[str] = None) -> NoReturn:
+    """Print ``prog: error: message`` on one line to stderr and exit 2."""
+    prog = prog or osp.basename(sys.argv[0]) or 'mmmixmae'
+    print(f'{prog}: error: {" ".join(str(message).split())}', file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _cfg_options_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=_cfg_options_action(),
+        help='override config settings, "key=value" pairs, e.g. '
+        'train_dataloader.batch_size=8 or model.backbone.depths="[2,2]"; '
+        'a list is written "[a,b]" or a,b (no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=LAUNCHERS,
+        default='none',
+        help='job launcher (pytorch: torchrun / torch.distributed.run)')
+    # torch.distributed.launch passes --local-rank (older: --local_rank)
+    parser.add_argument(
+        '--local_rank', '--local-rank', type=int, default=0,
+        help=argparse.SUPPRESS)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='train.py', description='Train a model with mmengine\'s Runner')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--work-dir',
+        help='where logs and checkpoints go (default: the config\'s '
+        'work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        metavar='CKPT',
+        help='resume training from CKPT; without CKPT resume from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision (AmpOptimWrapper; bfloat16 on CPU)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the total batch size relative to '
+        'the config\'s auto_scale_lr.base_batch_size')
+    _add_common(parser)
+    return parser
+
+
+def test_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='test.py', description='Test a checkpoint with mmengine\'s Runner')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='where the evaluation logs go (default: the config\'s work_dir, '
+        'else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--out',
+        help='also dump the raw predictions to this pickle file (.pkl or '
+        '.pickle)')
+    _add_common(parser)
+    return parser
+
+
+def check_config_path(path: str) -> None:
+    if not osp.isfile(path):
+        what = 'is a directory' if osp.isdir(path) else 'not found'
+        raise CLIError(f'config file {what}: {path}')
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None):
+    """Load ``path`` with mmengine's Config, merge ``cfg_options`` and check
+    that it defines ``model``."""
+    from mmengine.config import Config
+    check_config_path(path)
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('model') is None:
+        raise CLIError(f'config {path} defines no "model"')
+    return cfg
+
+
+def _set_common(cfg, args) -> None:
+    if args.launcher != 'none' and 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _apply_amp(cfg) -> None:
+    optim_wrapper = cfg.get('optim_wrapper')
+    if optim_wrapper is None:
+        raise CLIError('--amp needs an optim_wrapper in the config')
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper'):
+        raise CLIError(f'--amp works with OptimWrapper or AmpOptimWrapper, '
+                       f'but the config uses optim_wrapper.type='
+                       f'{wrapper_type}')
+    optim_wrapper.type = 'AmpOptimWrapper'
+    optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if not _cuda_available():
+        dtype = optim_wrapper.get('dtype')
+        if dtype is None:
+            optim_wrapper.dtype = 'bfloat16'
+        elif str(dtype).replace('torch.', '') != 'bfloat16':
+            raise CLIError('--amp on CPU supports only bfloat16, but the '
+                           f'config sets optim_wrapper.dtype={dtype}')
+
+
+def apply_train_args(cfg, args) -> None:
+    """Apply ``tools/train.py``'s flags to ``cfg`` in place."""
+    _set_common(cfg, args)
+    if args.amp:
+        _apply_amp(cfg)
+    if args.auto_scale_lr:
+        scale = cfg.get('auto_scale_lr')
+        if not scale or 'base_batch_size' not in scale:
+            raise CLIError('--auto-scale-lr needs auto_scale_lr='
+                           'dict(base_batch_size=...) in the config')
+        scale.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        _check_checkpoint_path(args.resume)
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+
+def _check_checkpoint_path(path: str) -> None:
+    if path.startswith(_REMOTE_PREFIXES):
+        return
+    if not osp.isfile(osp.expanduser(path)):
+        raise CLIError(f'checkpoint file not found: {path}')
+
+
+def apply_test_args(cfg, args) -> None:
+    """Apply ``tools/test.py``'s flags to ``cfg`` in place."""
+    _set_common(cfg, args)
+    for key in ('test_dataloader', 'test_evaluator'):
+        if cfg.get(key) is None:
+            raise CLIError(f'config {args.config} defines no "{key}"')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+
+
+def build_runner(cfg):
+    """``Runner.from_cfg``, or the ``RUNNERS`` registry when the config names
+    a ``runner_type``."""
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg)
+
+
+def _prepare(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]):
+    args = parser.parse_args(argv)
+    try:
+        check_config_path(args.config)
+        if getattr(args, 'checkpoint', None) is not None:
+            _check_checkpoint_path(args.checkpoint)
+        out = getattr(args, 'out', None)
+        if out is not None and not out.endswith(('.pkl', '.pickle')):
+            raise CLIError(f'--out must end with .pkl or .pickle: {out}')
+        # importing mmmixmae applies the compatibility fixes; call them
+        # explicitly too in case the package has not been wired yet
+        import mmmixmae  # noqa: F401
+        from mmmixmae.compat import apply_compat
+        apply_compat()
+        cfg = load_config(args.config, args.cfg_options)
+    except CLIError as err:
+        fail(str(err), parser.prog)
+    return args, cfg
+
+
+def train_main(argv: Optional[Sequence[str]] = None):
+    """Entry point of ``tools/train.py``; returns the trained model."""
+    parser = train_parser()
+    args, cfg = _prepare(parser, argv)
+    try:
+        apply_train_args(cfg, args)
+    except CLIError as err:
+        fail(str(err), parser.prog)
+    runner = build_runner(cfg)
+    return runner.train()
+
+
+def test_main(argv: Optional[Sequence[str]] = None) -> dict:
+    """Entry point of ``tools/test.py``; returns the metrics."""
+    parser = test_parser()
+    args, cfg = _prepare(parser, argv)
+    try:
+        apply_test_args(cfg, args)
+    except CLIError as err:
+        fail(str(err), parser.prog)
+    runner = build_runner(cfg)
+    if args.out is not None:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    return runner.test()

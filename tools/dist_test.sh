@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Distributed testing on one or more nodes with torch.distributed.run.
+#   tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# Environment: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+# GPUS is the number of processes per node; on a CPU-only host each process
+# runs on CPU with the gloo backend (see docs/en/faq.md).
+set -euo pipefail
+if [[ $# -lt 3 ]]; then
+  echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py args...]" >&2
+  exit 2
+fi
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+shift 3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
