@@ -278,6 +278,10 @@ def load_checkpoint_safely(filename: Union[str, os.PathLike, io.IOBase],
             corrupt.
     """
     apply_compat()
+    # re-check the allowlist: torch.serialization.clear_safe_globals() or
+    # leaving a safe_globals([...]) block that named one of our entries
+    # removes it from torch's set
+    _install_safe_globals()
     if isinstance(filename, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(filename))
         if not os.path.isfile(path):

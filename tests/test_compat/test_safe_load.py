@@ -242,3 +242,16 @@ def test_apply_compat_idempotent():
              len(torch.serialization.get_safe_globals()))
     assert before == after
     assert not hasattr(Runner.wrap_model.__wrapped__, '__wrapped__')
+
+
+def test_allowlist_restored_after_safe_globals_block(tmp_path):
+    buf = HistoryBuffer()
+    buf.update(3.0)
+    path = tmp_path / 'hb.pth'
+    torch.save({'hb': buf}, path)
+    # leaving this block removes HistoryBuffer from torch's allowlist again
+    with torch.serialization.safe_globals([HistoryBuffer]):
+        pass
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+    assert load_checkpoint_safely(path)['hb'].mean() == 3.0
+    assert HistoryBuffer in torch.serialization.get_safe_globals()
