@@ -86,7 +86,7 @@ class MixMAEBlock(nn.Module):
     def __init__(self, embed_dims: int, num_heads: int, window_size: Tuple[int, int],
                  mlp_ratio: float = 4., qkv_bias: bool = True, drop: float = 0.,
                  attn_drop: float = 0., drop_path: float = 0., shift: bool = False,
-                 global_attn: bool = False, use_fused_attn: bool = True):
+                 global_attn: bool = False, use_fused_attn: Union[bool, str] = 'auto'):
         super().__init__()
         self.window_size = tuple(window_size)
         self.shift = (self.window_size[0] // 2, self.window_size[1] // 2) if shift else (0, 0)
@@ -184,7 +184,9 @@ class MixMAESwin(BaseModule):
         global_attn_indexes: indices (over all blocks) of blocks attending globally.
         with_cp: activation checkpointing per block.
         frozen_stages: freeze the stem (0) and stages ``< frozen_stages``; -1 freezes nothing.
-        use_fused_attn: ``scaled_dot_product_attention`` instead of the reference path.
+        use_fused_attn: ``True``: ``scaled_dot_product_attention``; ``False``: the reference
+            path; ``'auto'``: fused on accelerators and without gradients, reference for CPU
+            training (faster there, see ``models/utils/attention.py``).
     """
     arch_zoo: Dict[str, dict] = {
         'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
@@ -214,7 +216,7 @@ class MixMAESwin(BaseModule):
                  global_attn_indexes: Sequence[int] = (),
                  with_cp: bool = False,
                  frozen_stages: int = -1,
-                 use_fused_attn: bool = True,
+                 use_fused_attn: Union[bool, str] = 'auto',
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
@@ -243,6 +245,8 @@ class MixMAESwin(BaseModule):
         self.out_type = out_type
         self.fill_mode = fill_mode
         self.attn_isolation = attn_isolation
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages {frozen_stages} is outside -1..{self.num_stages}')
         self.frozen_stages = frozen_stages
         self.use_fused_attn = use_fused_attn
 
@@ -457,11 +461,14 @@ class MixMAESwin(BaseModule):
         mmpretrain's constructor uses ``rate^(num_layers - layer_id - 1)``, so this returns
         ``num_layers = N + 1``.  Stem and position embedding: 0; block j of stage i:
         ``sum(depths[:i]) + j + 1``; downsample of stage i: ``sum(depths[:i+1]) + 1``;
-        everything else (final norm, dense norms, mask token): ``sum(depths)``.
+        everything else (final norm, dense norms, mask token) and parameters outside the
+        backbone (names without ``prefix``, e.g. the classifier head): ``sum(depths)``.
         """
         num_layers = sum(self.depths) + 2
         if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers  # not in the backbone: scale 1
+            # outside the backbone (the classifier head): the official id sum(depths),
+            # i.e. scale rate^1, like the final norm
+            return sum(self.depths), num_layers
         name = param_name[len(prefix):]
         if name in ('absolute_pos_embed', 'cls_token', 'pos_embed') or name.startswith('patch_embed'):
             return 0, num_layers
