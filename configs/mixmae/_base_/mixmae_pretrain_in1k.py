@@ -4,7 +4,8 @@
 # parameters and biases, 40 linear warm-up epochs then half-cosine to 0 (per iteration),
 # mixed precision.  Arch-specific configs set the model and the number of epochs.
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmmixmae'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets'],
+                      allow_failed_imports=False)
 
 # ---------------------------------------------------------------- data
 dataset_type = 'ImageNet'
@@ -15,7 +16,9 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     to_rgb=True)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # like LoadImageFromFile, but an undecodable file stops the run naming the file;
+    # on_error='skip' skips it with a warning and a running count (docs/en/reliability.md)
+    dict(type='LoadImageRobust', on_error='raise'),
     dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0), backend='pillow',
          interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
@@ -62,7 +65,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min=0.0, by_epoch=True,
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# continues an interrupted epoch at the next unseen batch on --resume
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=total_batch)
 
 # ---------------------------------------------------------------- runtime
@@ -70,10 +74,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
+# reliability (docs/en/reliability.md): per-rank RNG state in checkpoints and strict
+# weight checks, rank-mean loss in the log, stop on NaN/Inf loss or fp16 scale collapse
+custom_hooks = [
+    dict(type='ExactResumeHook'),
+    dict(type='RankMeanLogVarsHook'),
+    dict(type='NonFiniteLossHook'),
+]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend')]

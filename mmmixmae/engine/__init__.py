@@ -1,0 +1,15 @@
+"""Training-engine pieces (optimizer constructors, reliability hooks, resumable loops).
+
+Import-light on purpose: only mmengine is needed, never mmdet or mmseg, so that
+``import mmmixmae.engine`` works in a pretraining-only (mmcv-lite) environment.
+"""
+from .optimizers import MixMAELayerDecayOptimWrapperConstructor
+from .hooks import (AtomicCheckpointHook, ExactResumeHook, NonFiniteLossHook,  # noqa: E402
+                    RankMeanLogVarsHook)
+from .runner import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop  # noqa: E402
+
+__all__ = [
+    'MixMAELayerDecayOptimWrapperConstructor', 'AtomicCheckpointHook', 'ExactResumeHook',
+    'NonFiniteLossHook', 'RankMeanLogVarsHook', 'ResumableEpochBasedTrainLoop',
+    'ResumableIterBasedTrainLoop'
+]
