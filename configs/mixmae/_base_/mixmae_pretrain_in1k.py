@@ -4,7 +4,7 @@
 # parameters and biases, 40 linear warm-up epochs then half-cosine to 0 (per iteration),
 # mixed precision.  Arch-specific configs set the model and the number of epochs.
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets'],
+custom_imports = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms'],
                       allow_failed_imports=False)
 
 # ---------------------------------------------------------------- data

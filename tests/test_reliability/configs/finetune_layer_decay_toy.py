@@ -4,7 +4,8 @@
 # 4 iterations per epoch, 3 epochs, a checkpoint every 3 iterations.
 default_scope = 'mmpretrain'
 custom_imports = dict(
-    imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets', 'reliability_testkit'],
+    imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms',
+             'reliability_testkit'],
     allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',

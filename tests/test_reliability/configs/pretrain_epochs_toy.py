@@ -3,7 +3,8 @@
 # by the tests (--cfg-options train_dataloader.dataset.data_root=...).
 _base_ = '../../../configs/mixmae/mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 custom_imports = dict(
-    imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets', 'reliability_testkit'],
+    imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms',
+             'reliability_testkit'],
     allow_failed_imports=False)
 model = dict(range_mask_ratio=0.1, backbone=dict(drop_path_rate=0.1))
 train_dataloader = dict(batch_size=4, sampler=dict(type='DefaultSampler', shuffle=True))
