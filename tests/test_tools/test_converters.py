@@ -17,7 +17,6 @@ import sys
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
-from mmpretrain.registry import MODELS
 
 import mmmixmae  # noqa: F401
 from mmmixmae.models.utils.checkpoint import find_state_dict, read_checkpoint

@@ -626,6 +626,21 @@ def _compact(keys: Sequence[str], limit: int = 6) -> str:
     return ', '.join(f'{g}.* ({n})' if n > 1 else g for g, n in groups.items())
 
 
+def _compact_changes(entries: Sequence[str]) -> str:
+    """``key (a)->(b)`` entries, the relative-position tables grouped by shape change."""
+    out, tables = [], OrderedDict()
+    for entry in entries:
+        key, change = entry.split(' ', 1)
+        if key.endswith('relative_position_bias_table'):
+            tables[change] = tables.get(change, 0) + 1
+        else:
+            out.append(entry)
+    if tables:
+        out.append(f'{sum(tables.values())} relative_position_bias_table: '
+                   + ', '.join(f'{change} x{n}' for change, n in tables.items()))
+    return '; '.join(out) or '-'
+
+
 def _table(rows: Sequence[Tuple[str, int, str]]) -> str:
     head = ('status', 'count', 'keys')
     w0 = max(len(head[0]), *(len(r[0]) for r in rows))
@@ -735,8 +750,8 @@ def load_pretrained_backbone(backbone: nn.Module, init_cfg: dict) -> LoadReport:
     rows = [
         ('loaded', len(report.loaded), f'all {len(report.loaded)} backbone tensors'
          + (' (interpolated ones below)' if report.interpolated else '')),
-        ('  of which interpolated', len(report.interpolated), '; '.join(report.interpolated)
-         or '-'),
+        ('  of which interpolated', len(report.interpolated),
+         _compact_changes(report.interpolated)),
         ('dropped: other modules', len(report.dropped_other), _compact(report.dropped_other)),
         ('dropped: rebuilt', len(report.dropped_rebuilt),
          '*.relative_position_index' if report.dropped_rebuilt else '-'),
