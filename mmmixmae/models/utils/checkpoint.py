@@ -133,20 +133,42 @@ def _official_globals():
         yield
 
 
+_URL_SCHEMES = ('http://', 'https://', 'file://')
+
+
+def _download(url: str) -> str:
+    """Download ``url`` into torch's hub cache (``$TORCH_HOME/hub/checkpoints``) once."""
+    from urllib.parse import urlparse
+    from torch.hub import download_url_to_file, get_dir
+    name = os.path.basename(urlparse(url).path)
+    if not name:
+        raise CheckpointConversionError(f'{url} does not name a file')
+    cache = os.path.join(get_dir(), 'checkpoints')
+    os.makedirs(cache, exist_ok=True)
+    target = os.path.join(cache, name)
+    if not os.path.exists(target):
+        download_url_to_file(url, target, progress=False)
+    return target
+
+
 def read_checkpoint(path: str, map_location='cpu'):
     """Load a checkpoint with ``torch.load(weights_only=True)`` and clear errors.
 
     Local files go through :func:`mmmixmae.compat.load_checkpoint_safely`
     (``FileNotFoundError``, ``UnsafeCheckpointError`` for a pickle that would
-    run code, ``InvalidCheckpointError`` for a file that is not a checkpoint);
-    URLs through mmengine's ``CheckpointLoader`` (also weights-only on torch >= 2.6).
+    run code, ``InvalidCheckpointError`` for a file that is not a checkpoint).
+    ``http(s)://`` and ``file://`` URLs are downloaded to torch's hub cache first
+    and then read the same way (mmengine's URL loader would call
+    ``torch.hub.load_state_dict_from_url``, whose default is ``weights_only=False``).
     """
     from mmmixmae.compat import load_checkpoint_safely
     path = os.fspath(path)
+    if '://' in path:
+        if not path.startswith(_URL_SCHEMES):
+            raise CheckpointConversionError(
+                f'{path}: only local files and {", ".join(_URL_SCHEMES)} URLs are supported')
+        path = _download(path)
     with _official_globals():
-        if '://' in path:
-            from mmengine.runner import CheckpointLoader
-            return CheckpointLoader.load_checkpoint(path, map_location=map_location)
         return load_checkpoint_safely(path, map_location=map_location)
 
 

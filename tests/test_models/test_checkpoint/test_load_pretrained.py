@@ -228,3 +228,28 @@ def test_bad_files_and_bad_init_cfg_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"unknown \['strict'\]"):
         MixMAESwin(arch=ARCH, img_size=64, window_size=(4, 4, 2, 2),
                    init_cfg=dict(type='Pretrained', checkpoint='x.pth', strict=True)).init_weights()
+
+
+def test_urls_are_downloaded_then_read_weights_only(tmp_path, monkeypatch, logged):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    source = pretrain_model(seed=4)
+    good = tmp_path / 'remote' / 'mixmae_base.pth'
+    good.parent.mkdir()
+    torch.save(dict(state_dict=source.state_dict()), good)
+    model = backbone_with(good.as_uri())
+    model.init_weights()
+    assert torch.equal(model.norm.weight, source.backbone.norm.weight)
+    assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'mixmae_base.pth').exists()
+
+    class RunsCode:
+
+        def __reduce__(self):
+            return os.system, (f'touch {tmp_path / "pwned"}', )
+
+    bad = tmp_path / 'remote' / 'evil.pth'
+    torch.save(dict(state_dict=dict(source.state_dict()), x=RunsCode()), bad)
+    with pytest.raises(UnsafeCheckpointError, match='Refusing to load'):
+        backbone_with(bad.as_uri()).init_weights()
+    assert not (tmp_path / 'pwned').exists()
+    with pytest.raises(ValueError, match='only local files and http'):
+        backbone_with('s3://bucket/x.pth').init_weights()
