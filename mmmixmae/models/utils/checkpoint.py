@@ -257,7 +257,7 @@ def infer_backbone_config(sd: StateDict) -> dict:
         mlp_ratio=float(fc1.shape[0]) / float(embed_dims), out_indices=out_indices)
 
 
-def infer_decoder_config(sd: StateDict, encoder_stride: int = 32) -> dict:
+def infer_decoder_config(sd: StateDict) -> dict:
     """``MixMAEDecoder`` keyword arguments for decoder keys without prefix.
 
     The number of heads does not show in any shape; it is reported as the
