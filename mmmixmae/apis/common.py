@@ -1,0 +1,233 @@
+"""Argument checking and model loading shared by the user-facing tools.
+
+Every tool checks its inputs before any heavy work and reports a user error as one line,
+``<tool>: error: <what is wrong>``, with exit status 2 (no traceback).  User errors are
+:class:`ToolError`; :func:`run_tool` turns them (and the checkpoint errors of
+:mod:`mmmixmae.compat`) into that line.
+"""
+import functools
+import os.path as osp
+import sys
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = [
+    'ToolError', 'run_tool', 'check_file', 'load_tool_config', 'import_scope', 'build_model',
+    'extract_state_dict', 'load_model_weights', 'load_backbone_weights', 'read_rgb',
+    'resize_center_crop', 'normalization_of'
+]
+
+
+class ToolError(Exception):
+    """A user error: a missing file, a wrong config, an unusable checkpoint or image."""
+
+
+def run_tool(main: Callable, prog: Optional[str] = None) -> Callable:
+    """Wrap a tool's ``main(argv)``: user errors become one stderr line and exit status 2."""
+
+    @functools.wraps(main)
+    def wrapped(argv=None):
+        name = prog or osp.basename(sys.argv[0]) or 'mmmixmae'
+        try:
+            return main(argv)
+        except ToolError as err:
+            message = ' '.join(str(err).split())
+        except FileNotFoundError as err:
+            message = ' '.join(str(err).split())
+        except Exception as err:  # checkpoint errors of mmmixmae.compat are user errors too
+            from mmmixmae.compat import CheckpointError
+            if not isinstance(err, CheckpointError):
+                raise
+            message = ' '.join(str(err).split())
+        print(f'{name}: error: {message}', file=sys.stderr)
+        raise SystemExit(2)
+
+    return wrapped
+
+
+def check_file(path: str, what: str) -> str:
+    """``path`` (``~`` expanded) if it is a readable file, else :class:`ToolError`."""
+    full = osp.expanduser(path)
+    if osp.isdir(full):
+        raise ToolError(f'{what} {path} is a directory, expected a file')
+    if not osp.isfile(full):
+        raise ToolError(f'{what} not found: {path}')
+    return full
+
+
+def load_tool_config(path: str, cfg_options: Optional[dict] = None):
+    """Load an mmengine config and check that it defines ``model``."""
+    from mmengine.config import Config
+    full = check_file(path, 'config file')
+    try:
+        cfg = Config.fromfile(full)
+    except Exception as err:  # syntax errors, missing bases ...
+        raise ToolError(f'cannot read config {path}: {type(err).__name__}: {err}') from None
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if not isinstance(cfg.get('model'), dict):
+        raise ToolError(f'config {path} defines no "model"')
+    return cfg
+
+
+def import_scope(cfg) -> None:
+    """Import what the config asks for and set its default scope (as the Runner does)."""
+    import mmmixmae  # noqa: F401  (registers modules, applies compat)
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+    custom = cfg.get('custom_imports')
+    if custom:
+        import_modules_from_strings(**custom)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+
+
+def build_model(cfg, path: str = 'config'):
+    """Build ``cfg.model`` in the config's scope, in eval mode on CPU."""
+    import_scope(cfg)
+    from mmengine.registry import MODELS
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner merges it
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    try:
+        model = MODELS.build(model_cfg)
+    except Exception as err:
+        raise ToolError(f'cannot build the model of {path}: {type(err).__name__}: '
+                        f'{str(err).splitlines()[0] if str(err) else ""}') from None
+    return model.eval()
+
+
+def extract_state_dict(checkpoint, path: str) -> Dict:
+    """The tensors of a Runner checkpoint (``state_dict``), an official one (``model``) or a
+    bare state dict; ``module.`` prefixes (DDP) are dropped."""
+    import torch
+    if not isinstance(checkpoint, dict):
+        raise ToolError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a state dict')
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    state = {}
+    for k, v in checkpoint.items():
+        if isinstance(v, torch.Tensor):
+            state[k[7:] if k.startswith('module.') else k] = v
+    if not state:
+        raise ToolError(f'checkpoint {path} holds no tensors')
+    return state
+
+
+def _read_checkpoint(path: str) -> Dict:
+    from mmmixmae.compat import load_checkpoint_safely
+    full = check_file(path, 'checkpoint file')
+    return extract_state_dict(load_checkpoint_safely(full, map_location='cpu'), path)
+
+
+def _persistent_keys(module) -> List[str]:
+    return list(module.state_dict().keys())
+
+
+def _summ(keys: Iterable[str], n: int = 6) -> str:
+    keys = sorted(keys)
+    head = ', '.join(keys[:n])
+    return head + (f' ... ({len(keys)} in all)' if len(keys) > n else '')
+
+
+def load_model_weights(model, path: str, require: Sequence[str] = ()) -> Tuple[List[str], List[str]]:
+    """Load a whole-model checkpoint; every parameter and buffer of ``model`` must be in it.
+
+    Args:
+        require: prefixes (e.g. ``('backbone.', 'neck.')``) checked first with a message that
+            says which part of the model the checkpoint lacks.
+
+    Returns:
+        ``(loaded keys, ignored checkpoint keys)``.
+    """
+    state = _read_checkpoint(path)
+    wanted = _persistent_keys(model)
+    for prefix in require:
+        if not any(k.startswith(prefix) for k in state):
+            have = sorted({k.split('.')[0] for k in state})
+            raise ToolError(f'checkpoint {path} has no "{prefix}*" weights (its top-level keys: '
+                            f'{", ".join(have[:8])}); it does not match the config\'s model')
+    missing = [k for k in wanted if k not in state]
+    if missing:
+        raise ToolError(f'checkpoint {path} does not match the config\'s model: it lacks '
+                        f'{_summ(missing)}')
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        first = [ln.strip() for ln in str(err).splitlines() if 'size mismatch' in ln][:3]
+        raise ToolError(f'checkpoint {path} does not match the config\'s model: '
+                        f'{"; ".join(first) or str(err).splitlines()[0]}') from None
+    if result.missing_keys:
+        raise ToolError(f'checkpoint {path} does not match the config\'s model: it lacks '
+                        f'{_summ(result.missing_keys)}')
+    return [k for k in wanted], list(result.unexpected_keys)
+
+
+def load_backbone_weights(backbone, path: str) -> Tuple[List[str], List[str]]:
+    """Load the backbone from a pretraining/classification Runner checkpoint (``backbone.*``),
+    an official MixMIM checkpoint or a bare backbone state dict.  Every backbone weight must be
+    present; decoder and head weights are ignored.
+
+    Returns:
+        ``(loaded keys, ignored checkpoint keys)``.
+    """
+    state = _read_checkpoint(path)
+    if any(k.startswith('backbone.') for k in state):
+        ignored = [k for k in state if not k.startswith('backbone.')]
+        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    else:
+        own = set(_persistent_keys(backbone))
+        ignored = [k for k in state if k not in own]
+        state = {k: v for k, v in state.items() if k in own}
+    missing = [k for k in _persistent_keys(backbone) if k not in state]
+    if missing:
+        raise ToolError(f'checkpoint {path} has no weights for this backbone: it lacks '
+                        f'{_summ(missing)}')
+    try:
+        result = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        first = [ln.strip() for ln in str(err).splitlines() if 'size mismatch' in ln][:3]
+        raise ToolError(f'checkpoint {path} does not match the config\'s backbone: '
+                        f'{"; ".join(first) or str(err).splitlines()[0]}') from None
+    if result.missing_keys:
+        raise ToolError(f'checkpoint {path} does not match the config\'s backbone: it lacks '
+                        f'{_summ(result.missing_keys)}')
+    return list(state), ignored + list(result.unexpected_keys)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file to ``uint8 [H, W, 3]`` RGB; :class:`ToolError` names a file that is
+    missing or cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+    full = check_file(path, 'image file')
+    try:
+        with Image.open(full) as im:
+            im.load()
+            return np.asarray(im.convert('RGB')).copy()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ToolError(f'cannot decode image {path}: {err}') from None
+
+
+def resize_center_crop(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Resize (bicubic) so the image covers ``size = (H, W)``, then crop the centre."""
+    from PIL import Image
+    th, tw = size
+    h, w = img.shape[:2]
+    scale = max(th / h, tw / w)
+    nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
+    out = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BICUBIC))
+    y0, x0 = (nh - th) // 2, (nw - tw) // 2
+    return np.ascontiguousarray(out[y0:y0 + th, x0:x0 + tw])
+
+
+def normalization_of(cfg) -> Tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` (RGB order) of the config's data preprocessor; ImageNet's otherwise."""
+    pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
+    mean = pre.get('mean', [123.675, 116.28, 103.53])
+    std = pre.get('std', [58.395, 57.12, 57.375])
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    if mean.shape != (3, ) or std.shape != (3, ):
+        raise ToolError(f'data_preprocessor mean/std must have 3 entries, got {mean} / {std}')
+    return mean, std

@@ -1,0 +1,146 @@
+"""tools/analysis_tools/knn_linear_probe.py and mmmixmae.apis.feature_eval."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / 'tools' / 'analysis_tools' / 'knn_linear_probe.py'
+TOY_CONFIG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
+CLASSES = ('astronaut', 'coffee', 'chelsea', 'rocket')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('knn_linear_probe', TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return _load_tool()
+
+
+@pytest.fixture(scope='module')
+def photo_folder(tmp_path_factory):
+    """ImageNet-style folder: one class per packaged photo, 10 random crops of it per class."""
+    from mmmixmae.datasets import packaged_photo_paths, read_photo
+    root = tmp_path_factory.mktemp('photos_by_class')
+    rng = np.random.default_rng(0)
+    for name, path in packaged_photo_paths(CLASSES).items():
+        img = read_photo(path, 256, channel_order='rgb')
+        h, w = img.shape[:2]
+        (root / name).mkdir()
+        for i in range(10):
+            s = int(rng.integers(64, min(h, w) + 1))
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+            crop = Image.fromarray(img[y:y + s, x:x + s]).resize((72, 72), Image.BICUBIC)
+            crop.save(root / name / f'{i:02d}.png')
+    return root
+
+
+@pytest.fixture(scope='module')
+def toy_checkpoint(tmp_path_factory):
+    """A pretraining checkpoint of the toy MixMAE (fixed random weights)."""
+    from mmmixmae.apis.common import build_model, load_tool_config
+    torch.manual_seed(0)
+    model = build_model(load_tool_config(str(TOY_CONFIG)))
+    path = tmp_path_factory.mktemp('ckpt') / 'toy.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+def test_knn_votes_by_hand():
+    from mmmixmae.apis.feature_eval import knn_predict
+    train = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = np.array([0, 1, 1])
+    test = np.array([[1.0, 0.2]])
+    scores = knn_predict(train, labels, test, num_classes=2, k=2, temperature=0.5)
+    t = test[0] / np.linalg.norm(test[0])
+    cos = [t @ (v / np.linalg.norm(v)) for v in train]  # 0.981, 0.196, 0.832
+    # the two nearest are train 0 (class 0) and train 2 (class 1)
+    assert scores[0, 0] == pytest.approx(math.exp(cos[0] / 0.5))
+    assert scores[0, 1] == pytest.approx(math.exp(cos[2] / 0.5))
+    # with k=3 the far class-1 sample joins the vote
+    scores3 = knn_predict(train, labels, test, num_classes=2, k=3, temperature=0.5)
+    assert scores3[0, 1] == pytest.approx(math.exp(cos[1] / 0.5) + math.exp(cos[2] / 0.5))
+
+
+def test_split_is_per_class_and_deterministic(photo_folder):
+    from mmmixmae.apis.feature_eval import scan_labelled_folder
+    classes, train, val = scan_labelled_folder(str(photo_folder), val_fraction=0.3, seed=0)
+    assert classes == sorted(CLASSES)
+    assert len(train) == 4 * 7 and len(val) == 4 * 3
+    assert not {p for p, _ in train} & {p for p, _ in val}
+    for label, name in enumerate(classes):
+        assert all(Path(p).parent.name == name for p, lbl in train + val if lbl == label)
+    assert scan_labelled_folder(str(photo_folder), 0.3, 0)[2] == val
+    assert scan_labelled_folder(str(photo_folder), 0.3, 1)[2] != val
+
+
+def test_probe_on_photo_crops_beats_chance(tool, photo_folder, toy_checkpoint, tmp_path,
+                                           capsys):
+    out = tmp_path / 'res.json'
+    res = tool.main([str(TOY_CONFIG), str(toy_checkpoint), str(photo_folder), '--k', '5',
+                     '--out', str(out)])
+    text = capsys.readouterr().out
+    assert res['num_classes'] == 4 and res['num_train'] == 28 and res['num_val'] == 12
+    assert res['chance'] == 0.25
+    assert res['feature_dim'] == 128 and res['size'] == 64
+    # every backbone tensor came from the checkpoint, the decoder's were ignored
+    assert res['loaded_keys'] == 68 and res['ignored_keys'] > 0
+    # crops of four different photographs are told apart from frozen features
+    assert res['knn_top1'] >= 0.6
+    assert res['linear_top1'] >= 0.6
+    assert json.loads(out.read_text())['knn_top1'] == res['knn_top1']
+    assert 'k-NN (k=5, T=0.07) top-1' in text and 'linear probe' in text
+    # the features come from the checkpoint: other weights give other features and scores
+    from mmmixmae.apis.common import load_tool_config
+    from mmmixmae.apis.feature_eval import extract_features
+    backbone = tool.build_backbone(load_tool_config(str(TOY_CONFIG)), 'toy')
+    img = [str(next((photo_folder / 'coffee').iterdir()))]
+    mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
+    random_feats = extract_features(backbone, img, 64, mean, std)
+    from mmmixmae.apis.common import load_backbone_weights
+    load_backbone_weights(backbone, str(toy_checkpoint))
+    loaded_feats = extract_features(backbone, img, 64, mean, std)
+    assert not np.allclose(random_feats, loaded_feats)
+
+
+def test_user_errors(tool, photo_folder, toy_checkpoint, tmp_path, capsys):
+    from mmmixmae.apis.common import run_tool
+
+    def err(argv):
+        with pytest.raises(SystemExit) as exc:
+            run_tool(tool.main, prog='knn_linear_probe.py')(argv)
+        assert exc.value.code == 2
+        return capsys.readouterr().err
+
+    cfg, ckpt = str(TOY_CONFIG), str(toy_checkpoint)
+    assert 'data folder not found' in err([cfg, ckpt, str(tmp_path / 'nowhere')])
+    one = tmp_path / 'one_class'
+    (one / 'a').mkdir(parents=True)
+    Image.new('RGB', (40, 40)).save(one / 'a' / 'x.png')
+    Image.new('RGB', (40, 40)).save(one / 'a' / 'y.png')
+    assert 'at least two class sub-folders' in err([cfg, ckpt, str(one)])
+    assert '--k 50 is larger than the 28 training images' in err(
+        [cfg, ckpt, str(photo_folder), '--k', '50'])
+    head_only = tmp_path / 'head_only.pth'
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(2, 2)}}, head_only)
+    assert 'has no weights for this backbone' in err([cfg, str(head_only), str(photo_folder),
+                                                      '--k', '5'])
+    # an undecodable image inside the folder is named
+    bad = tmp_path / 'bad'
+    for c in ('a', 'b'):
+        (bad / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new('RGB', (40, 40), (i * 40, 0, 0)).save(bad / c / f'{i}.png')
+    (bad / 'b' / '9.png').write_bytes(b'garbage')
+    message = err([cfg, ckpt, str(bad), '--k', '1'])
+    assert 'cannot decode image' in message and '9.png' in message
