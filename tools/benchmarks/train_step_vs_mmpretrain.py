@@ -20,7 +20,7 @@ import time
 import torch
 
 
-def build(which: str, arch: str, img: int, fused: bool = True):
+def build(which: str, arch: str, img: int, fused='auto'):
     import mmmixmae  # noqa: F401  (registers MixMAE; mmpretrain's MixMIM is registered too)
     from mmpretrain.registry import MODELS
     dims = {'base': 128, 'large': 192, 'huge': 352}[arch]
@@ -43,8 +43,11 @@ def build(which: str, arch: str, img: int, fused: bool = True):
     return model
 
 
-def make_step(model, dtype, device):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+def make_step(model, dtype, device, fused=False):
+    # each side's optimizer as its configs build it: mmpretrain's MixMIM configs use plain
+    # AdamW; ours set fused=True (configs/mixmae/_base_/mixmae_pretrain_in1k.py)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
+                            fused=fused)
 
     def step(x):
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
@@ -70,7 +73,8 @@ def time_both(args, device):
     torch.manual_seed(0)
     dtype = parse_dtype(args.dtype)
     models = {w: build(w, args.arch, args.img).to(device).train() for w in ('mmmixmae', 'mmpretrain')}
-    steps = {w: make_step(m, dtype, device) for w, m in models.items()}
+    steps = {w: make_step(m, dtype, device, fused=(w == 'mmmixmae' and not args.same_optimizer))
+             for w, m in models.items()}
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
     times = {w: [] for w in models}
     for i in range(args.warmup + args.steps):
@@ -89,6 +93,7 @@ def peak_memory(args, which):
     """Run a few steps of one model in a fresh process and report its peak memory (MiB)."""
     cmd = [sys.executable, __file__, '--arch', args.arch, '--batch', str(args.batch), '--img',
            str(args.img), '--dtype', args.dtype, '--device', args.device, '--memory-of', which]
+    cmd += ['--same-optimizer'] if args.same_optimizer else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])['peak_mib']
 
@@ -98,7 +103,8 @@ def memory_child(args, device):
     dtype = parse_dtype(args.dtype)
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
     model = build(args.memory_of, args.arch, args.img).to(device).train()
-    step = make_step(model, dtype, device)
+    step = make_step(model, dtype, device,
+                     fused=args.memory_of == 'mmmixmae' and not args.same_optimizer)
     step(x)  # optimizer state exists from here on
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -124,6 +130,9 @@ def main():
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--same-optimizer', action='store_true',
+                        help='give mmmixmae the same (unfused) AdamW as mmpretrain, to time '
+                        'the models alone')
     parser.add_argument('--memory-of', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -134,6 +143,8 @@ def main():
     med = time_both(args, device)
     ratio = med['mmpretrain'] / med['mmmixmae']
     result = dict(arch=args.arch, batch=args.batch, img=args.img, dtype=args.dtype,
+                  optimizer='same unfused AdamW' if args.same_optimizer else
+                  'each toolkit\'s config (mmmixmae: fused AdamW)',
                   device=str(device), threads=torch.get_num_threads(),
                   step_s_mmmixmae=round(med['mmmixmae'], 4),
                   step_s_mmpretrain=round(med['mmpretrain'], 4), speedup=round(ratio, 3),

@@ -51,8 +51,10 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     dtype='bfloat16',
     loss_scale='dynamic',
+    # fused=True: torch's single-kernel AdamW (same update rule; 10x+ faster than the
+    # per-tensor loop on CPU, see docs/en/benchmarks.md)
     optimizer=dict(type='AdamW', lr=1.5e-4 * total_batch / 256, betas=(0.9, 0.95),
-                   weight_decay=0.05),
+                   weight_decay=0.05, fused=True),
     # official rule: no decay for 1-D parameters and biases; mask token and
     # relative-position tables are decayed
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0))

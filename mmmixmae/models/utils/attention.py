@@ -6,11 +6,17 @@ Two paths compute the same function:
   relative bias and the isolation/shift pattern folded into one additive mask;
 * the *reference* path spells out ``softmax(q k^T * scale + bias + pattern) v``.
 
+``use_fused='auto'`` (the default of the backbone) picks per call: the fused kernel on
+accelerators and whenever no gradient is needed (CPU flash attention, about 3x faster than the
+reference path in inference), the reference path for CPU training (torch's CPU kernels fall
+back to an unfused "math" implementation when the additive mask needs a gradient, which was
+1.5-1.8x slower than the reference path here; see docs/en/benchmarks.md).
+
 Masking uses ``-inf`` (not a large finite number): ``exp(-inf) == 0`` in every dtype, so a
 token receives exactly nothing from the other image under fp32, bf16 and fp16 alike.  Every
 query always sees at least itself, so no row is fully masked.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -18,6 +24,18 @@ import torch.nn.functional as F
 
 from .rel_pos import get_relative_position_index, resize_rel_pos_table, table_shape
 from .windows import window_partition
+
+
+def check_fused_flag(use_fused) -> None:
+    if use_fused not in (True, False, 'auto'):
+        raise ValueError(f"use_fused_attn must be True, False or 'auto', got {use_fused!r}")
+
+
+def use_fused_path(use_fused: Union[bool, str], q: torch.Tensor) -> bool:
+    """Resolve ``'auto'`` for one call (see the module docstring)."""
+    if use_fused != 'auto':
+        return bool(use_fused)
+    return q.device.type != 'cpu' or not (torch.is_grad_enabled() and q.requires_grad)
 
 
 def isolation_pattern(mask: torch.Tensor, hw: Tuple[int, int],
@@ -62,7 +80,8 @@ class WindowAttention(nn.Module):
         embed_dims: channels ``C``.
         num_heads: heads ``nH``.
         window_size: ``(Wh, Ww)``; the bias table has ``(2Wh-1)*(2Ww-1)`` rows.
-        use_fused: use ``scaled_dot_product_attention`` (else the reference path).
+        use_fused: ``True`` (always ``scaled_dot_product_attention``), ``False`` (always the
+            reference path) or ``'auto'`` (see the module docstring).
     """
 
     def __init__(self,
@@ -72,10 +91,11 @@ class WindowAttention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 use_fused: bool = True):
+                 use_fused: Union[bool, str] = 'auto'):
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        check_fused_flag(use_fused)
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.window_size = tuple(window_size)
@@ -130,11 +150,13 @@ class WindowAttention(nn.Module):
             attn_mask = bias
         q, k, v = qkv.unbind(0)
         drop = self.attn_drop if self.training else 0.
-        if self.use_fused:
+        if use_fused_path(self.use_fused, q):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype),
                                                  dropout_p=drop)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1) + attn_mask.to(q.dtype)
+            attn = torch.matmul(q, k.transpose(-2, -1))
+            # in place: the product itself is not needed by matmul's backward
+            attn.mul_(self.scale).add_(attn_mask.to(attn.dtype))
             attn = attn.softmax(dim=-1)
             attn = F.dropout(attn, drop, training=self.training)
             out = attn @ v
@@ -146,10 +168,11 @@ class SelfAttention(nn.Module):
     """Plain multi-head self-attention (ViT decoder blocks). ``x: [B, L, C]``."""
 
     def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True,
-                 use_fused: bool = True):
+                 use_fused: Union[bool, str] = True):
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        check_fused_flag(use_fused)
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads)**-0.5
         self.use_fused = use_fused
@@ -159,7 +182,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        if self.use_fused:
+        if self.use_fused:  # True or 'auto': without a mask the fused kernels also train fast
             out = F.scaled_dot_product_attention(q, k, v)
         else:
             out = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
