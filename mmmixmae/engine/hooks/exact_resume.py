@@ -31,7 +31,6 @@ drop path, data augmentation in the main process) differs from the uninterrupted
 """
 from __future__ import annotations
 
-import os.path as osp
 import random
 import re
 from collections import OrderedDict
@@ -255,6 +254,7 @@ class ExactResumeHook(Hook):
             self._restored_by_loop = True
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._prepared = None  # a capture is only valid for the iteration it was made in
         if self._pending is not None:
             restore_rng_state(self._pending)
             self._pending = None
