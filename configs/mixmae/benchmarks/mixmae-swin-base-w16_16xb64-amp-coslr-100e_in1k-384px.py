@@ -5,7 +5,7 @@ _base_ = './_base_/mixmae-swin_finetune_in1k.py'
 img_size = 384
 model = dict(backbone=dict(img_size=img_size, window_size=(16, 16, 24, 12)))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageRobust', on_error='raise'),
     dict(type='RandomResizedCrop', scale=img_size, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10,

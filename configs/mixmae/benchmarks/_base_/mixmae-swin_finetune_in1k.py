@@ -3,7 +3,8 @@
 # util/lr_sched.py, util/datasets.py).  Size- and arch-specific configs override the model,
 # the crop size, the layer decay and the number of epochs.  See ./README.md for the table.
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmmixmae'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms'],
+                      allow_failed_imports=False)
 
 # ---------------------------------------------------------------- data
 dataset_type = 'ImageNet'
@@ -20,7 +21,8 @@ bgr_std = data_preprocessor['std'][::-1]
 # RandAugment rand-m9-mstd0.5-inc1, random erasing p=0.25 in 'pixel' mode (per-pixel normal
 # noise = N(mean, std) before normalization)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # an undecodable file stops the run naming it (on_error='skip' to skip and count)
+    dict(type='LoadImageRobust', on_error='raise'),
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10,
@@ -109,7 +111,8 @@ param_scheduler = [
          eta_min_ratio=min_lr / base_lr, by_epoch=True, begin=warmup_epochs, end=max_epochs,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+# resumes an interrupted epoch at the next unseen batch (docs/en/reliability.md)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=total_batch)
@@ -119,10 +122,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2, save_best='auto'),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=5, max_keep_ckpts=2, save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
+# exact resume (RNG state per rank), rank-mean loss in the log, stop on a non-finite loss
+custom_hooks = [
+    dict(type='ExactResumeHook'),
+    dict(type='RankMeanLogVarsHook'),
+    dict(type='NonFiniteLossHook'),
+]
 env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend')]
