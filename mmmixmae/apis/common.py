@@ -167,34 +167,23 @@ def load_model_weights(model, path: str, require: Sequence[str] = ()) -> Tuple[L
 
 def load_backbone_weights(backbone, path: str) -> Tuple[List[str], List[str]]:
     """Load the backbone from a pretraining/classification Runner checkpoint (``backbone.*``),
-    an official MixMIM checkpoint or a bare backbone state dict.  Every backbone weight must be
-    present; decoder and head weights are ignored.
+    an official MixMIM checkpoint or a bare backbone state dict, with the project's strict
+    loader (:func:`mmmixmae.models.utils.checkpoint.load_pretrained_backbone`: every backbone
+    weight must be present and fit; decoder and head weights are dropped; position tables are
+    interpolated to this backbone's grid and windows).
 
     Returns:
-        ``(loaded keys, ignored checkpoint keys)``.
+        ``(loaded keys, dropped checkpoint keys)``.
     """
-    state = _read_checkpoint(path)
-    if any(k.startswith('backbone.') for k in state):
-        ignored = [k for k in state if not k.startswith('backbone.')]
-        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    else:
-        own = set(_persistent_keys(backbone))
-        ignored = [k for k in state if k not in own]
-        state = {k: v for k, v in state.items() if k in own}
-    missing = [k for k in _persistent_keys(backbone) if k not in state]
-    if missing:
-        raise ToolError(f'checkpoint {path} has no weights for this backbone: it lacks '
-                        f'{_summ(missing)}')
+    from mmmixmae.models.utils.checkpoint import (CheckpointMismatchError,
+                                                  load_pretrained_backbone)
+    full = check_file(path, 'checkpoint file')
     try:
-        result = backbone.load_state_dict(state, strict=False)
-    except RuntimeError as err:
-        first = [ln.strip() for ln in str(err).splitlines() if 'size mismatch' in ln][:3]
-        raise ToolError(f'checkpoint {path} does not match the config\'s backbone: '
-                        f'{"; ".join(first) or str(err).splitlines()[0]}') from None
-    if result.missing_keys:
-        raise ToolError(f'checkpoint {path} does not match the config\'s backbone: it lacks '
-                        f'{_summ(result.missing_keys)}')
-    return list(state), ignored + list(result.unexpected_keys)
+        report = load_pretrained_backbone(
+            backbone, dict(type='Pretrained', checkpoint=full, prefix='backbone.'))
+    except CheckpointMismatchError as err:
+        raise ToolError(str(err)) from None
+    return list(report.loaded), list(report.dropped_other) + list(report.dropped_rebuilt)
 
 
 def read_rgb(path: str) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-__all__ = ['sdpa_flop_jit', 'count_flops', 'model_complexity', 'PretrainForward',
+__all__ = ['sdpa_flop_jit', 'count_flops', 'model_complexity', 'model_kind', 'PretrainForward',
            'format_count']
 
 
@@ -72,7 +72,8 @@ class _TensorForward(nn.Module):
         return self.model(x, self.data_samples, mode='tensor')
 
 
-def _kind(model: nn.Module) -> str:
+def model_kind(model: nn.Module) -> str:
+    """``'mixmae-pretrain' | 'detector' | 'segmentor' | 'classifier'``."""
     if all(getattr(model, n, None) is not None for n in ('backbone', 'neck', 'head')) and \
             hasattr(model, 'mask_ratio') and hasattr(model.backbone, 'check_pretrain_input'):
         return 'mixmae-pretrain'
@@ -101,7 +102,7 @@ def model_complexity(model: nn.Module, shape: Tuple[int, int]) -> dict:
     model = model.eval()
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    kind = _kind(model)
+    kind = model_kind(model)
     gen = torch.Generator().manual_seed(0)
     if kind == 'mixmae-pretrain':
         from mmmixmae.models.utils.mixing import random_mixing_mask

@@ -148,3 +148,25 @@ def test_user_errors(tool, tmp_path, capsys):
     assert '--shape takes H W or a single S' in err([str(TOY_CONFIG), '--shape', '1', '2', '3'])
     # 80 px is not a multiple of the 32-px mixing cell
     assert 'multiples of 32' in err([str(TOY_CONFIG), '--shape', '80'])
+
+
+def test_dense_configs_count_heads_at_their_input_size(tool, capsys):
+    """mmseg: default shape = the config's crop_size, decode heads counted on top of the
+    encoder; mmdet: the RPN and RoI heads on top of backbone + FPN."""
+    from mmmixmae.apis.common import build_model, load_tool_config
+    from mmmixmae.apis.complexity import count_flops
+    seg_cfg = REPO / 'configs' / 'upernet' / 'upernet_mixmae-toy_1xb2-cpu_ade3-256x256.py'
+    res = tool.main([str(seg_cfg)])
+    assert res['kind'] == 'segmentor' and res['shape'] == (256, 256)
+    seg = build_model(load_tool_config(str(seg_cfg)))
+    backbone, _ = count_flops(_Dense(seg.backbone), (torch.randn(1, 3, 256, 256), ))
+    assert res['flops'] > 2 * backbone  # UperNet's 3x3 convolutions dominate
+    assert res['params'] == sum(p.numel() for p in seg.parameters())
+    det_cfg = REPO / 'configs' / 'mask_rcnn' / 'mask-rcnn_mixmae-toy_fpn_1xb2-cpu_coco-voc3.py'
+    res = tool.main([str(det_cfg), '--shape', '256', '320'])
+    assert res['kind'] == 'detector' and res['shape'] == (256, 320)
+    det = build_model(load_tool_config(str(det_cfg)))
+    feats, _ = count_flops(_Dense(torch.nn.Sequential(det.backbone, det.neck)),
+                           (torch.randn(1, 3, 256, 320), ))
+    assert res['flops'] > feats
+    assert 'backbone + neck + RPN + RoI heads' in capsys.readouterr().out

@@ -133,7 +133,7 @@ def test_user_errors(tool, photo_folder, toy_checkpoint, tmp_path, capsys):
         [cfg, ckpt, str(photo_folder), '--k', '50'])
     head_only = tmp_path / 'head_only.pth'
     torch.save({'state_dict': {'head.fc.weight': torch.zeros(2, 2)}}, head_only)
-    assert 'has no weights for this backbone' in err([cfg, str(head_only), str(photo_folder),
+    assert 'does not fit the MixMAESwin backbone' in err([cfg, str(head_only), str(photo_folder),
                                                       '--k', '5'])
     # an undecodable image inside the folder is named
     bad = tmp_path / 'bad'

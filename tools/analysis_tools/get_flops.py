@@ -15,7 +15,9 @@ What is counted, per image:
 * mmseg / mmdet configs: ``mode='tensor'`` (for detectors the RoI heads run on the proposals of
   the random input, so their share depends on it).
 
-Default shape: the backbone's ``img_size`` (224 when it has none).
+Default shape: classifiers and pretraining, the backbone's ``img_size`` (224 when it has none);
+segmentors, the config's ``crop_size`` (512 x 512 without one); detectors, 800 x 1280 (H x W,
+the "1280 x 800" of the Swin and mmdet tables).
 """
 import argparse
 import os.path as osp
@@ -24,6 +26,11 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmmixmae.apis.common import ToolError, run_tool  # noqa: E402
+
+#: default input (H, W) of detectors: the 1280 x 800 convention of the Swin / mmdet tables
+DETECTOR_SHAPE = (800, 1280)
+#: default input of segmentors without a ``crop_size`` in the config
+SEGMENTOR_SHAPE = (512, 512)
 
 
 def parse_args(argv=None):
@@ -40,10 +47,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _shape(args, cfg):
+def _shape(args, cfg, kind='classifier'):
     if args.shape is None:
-        size = cfg.model.get('backbone', {}).get('img_size', 224)
-        shape = (size, size) if isinstance(size, int) else tuple(size)
+        if kind == 'detector':
+            shape = DETECTOR_SHAPE
+        elif kind == 'segmentor':
+            crop = cfg.get('crop_size', SEGMENTOR_SHAPE)
+            shape = (crop, crop) if isinstance(crop, int) else tuple(crop)
+        else:
+            size = cfg.model.get('backbone', {}).get('img_size', 224)
+            shape = (size, size) if isinstance(size, int) else tuple(size)
     elif len(args.shape) == 1:
         shape = (args.shape[0], args.shape[0])
     elif len(args.shape) == 2:
@@ -59,10 +72,12 @@ def get_flops(config, shape=None, cfg_options=None, show_skipped=False):
     """Returns the result dict of :func:`mmmixmae.apis.complexity.model_complexity`."""
     from mmmixmae.apis.common import build_model, load_tool_config
     from mmmixmae.apis.complexity import model_complexity
+    from mmmixmae.apis.complexity import model_kind
     cfg = load_tool_config(config, cfg_options)
     args = argparse.Namespace(shape=shape)
-    hw = _shape(args, cfg)
+    _shape(args, cfg)  # a malformed --shape fails before the model is built
     model = build_model(cfg, config)
+    hw = _shape(args, cfg, model_kind(model))
     try:
         return model_complexity(model, hw)
     except ValueError as err:  # e.g. a size the mixing grid cannot take
