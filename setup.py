@@ -48,6 +48,16 @@ def add_mim_extension():
             shutil.copyfile(src, dst)
 
 
+def mim_package_data():
+    """Every file under mmmixmae/.mim (configs incl. _base_ folders, tools, model-index.yml)."""
+    pkg_dir = osp.join(ROOT, 'mmmixmae')
+    files = []
+    for root, dirs, names in os.walk(osp.join(pkg_dir, '.mim'), followlinks=True):
+        dirs[:] = [d for d in dirs if d != '__pycache__']
+        files += [osp.relpath(osp.join(root, n), pkg_dir) for n in names if not n.endswith('.pyc')]
+    return files
+
+
 def read_requirements(name: str):
     path = osp.join(ROOT, 'requirements', name)
     with open(path) as f:
@@ -67,7 +77,7 @@ if __name__ == '__main__':
         python_requires='>=3.8',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
         include_package_data=True,
-        package_data={'mmmixmae': ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml']},
+        package_data={'mmmixmae': mim_package_data()},
         # mmcv (full, with ops) is built by tools/install/setup_env.sh; mmcv-lite is enough
         # for the pretraining / classification path, so it is not pinned here.
         install_requires=['mmengine>=0.10.0,<1.0.0', 'mmpretrain>=1.2.0,<1.3.0'],
