@@ -21,6 +21,7 @@ Everything goes to ``work_dirs/demo/``: ``<timestamp>/<timestamp>.log`` (the Run
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import os.path as osp
 import sys
@@ -103,6 +104,22 @@ def adapt_schedule(cfg, iters: int) -> None:
                                                    iters // 10 if iters >= 10 else 1))
 
 
+class _DropParamwiseListing(logging.Filter):
+    """The optimizer constructor logs one line per parameter without weight decay."""
+
+    def filter(self, record):
+        return not str(record.getMessage()).startswith('paramwise_options --')
+
+
+def quiet_console(logger) -> None:
+    """Keep the per-parameter weight-decay listing out of the terminal (the log file keeps
+    every line)."""
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and \
+                not isinstance(handler, logging.FileHandler):
+            handler.addFilter(_DropParamwiseListing())
+
+
 def fixed_eval_batches(runner, n_batches: int, seed: int):
     """``n_batches`` collated batches of the training pipeline under a private seed (the
     global RNG states are restored afterwards)."""
@@ -180,11 +197,13 @@ def run(args) -> dict:
     if args.batch_size is not None:
         cfg.train_dataloader.batch_size = args.batch_size
     iters = cfg.train_cfg.max_iters
-    names = list(cfg.train_dataloader.dataset.get('names') or [])
+    names = list(cfg.train_dataloader.dataset.get('names') or ['see the config'])
 
     runner = Runner.from_cfg(cfg)
     log = runner.logger
-    photos = ', '.join(names) if names else 'the default colour photos'
+    quiet_console(log)
+    dataset = runner.train_dataloader.dataset
+    photos = ', '.join(getattr(dataset, 'names', names))
     log.info(f'MixMAE demo: {iters} iterations of batch {cfg.train_dataloader.batch_size} on '
              f'{len(runner.train_dataloader.dataset)} packaged photos ({photos}); '
              f'work dir {cfg.work_dir}')
