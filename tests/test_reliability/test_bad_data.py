@@ -80,15 +80,27 @@ def test_undecodable_image_stops_with_its_path(bad_folder, name, reason):
     assert info.value.path == path
 
 
-def test_skip_policy_counts_and_warns(bad_folder, capsys):
+def test_skip_policy_counts_and_warns(bad_folder):
+    import logging
+
+    from mmengine.logging import MMLogger
     root, _ = bad_folder
-    t = LoadImageRobust(on_error='skip')
-    assert t(dict(img_path=str(root / 'photo.jpg'))) is not None
-    for i, name in enumerate(BAD, 1):
-        assert t(dict(img_path=str(root / name))) is None
-        assert t.num_skipped == i
-    out = capsys.readouterr()
-    text = out.out + out.err
+    # the warnings go to mmengine's current logger, whose stream handlers may have been bound to
+    # another test's stdout: collect its records directly
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        t = LoadImageRobust(on_error='skip')
+        assert t(dict(img_path=str(root / 'photo.jpg'))) is not None
+        for i, name in enumerate(BAD, 1):
+            assert t(dict(img_path=str(root / name))) is None
+            assert t.num_skipped == i
+    finally:
+        logger.removeHandler(handler)
+    text = '\n'.join(records)
     for i, name in enumerate(BAD, 1):
         assert f'LoadImageRobust: skipping {root / name}: ' in text
         assert f'({i} undecodable image(s) skipped so far)' in text
