@@ -10,11 +10,11 @@ class StrictCocoDataset(CocoDataset):
     """mmdet's :class:`CocoDataset` with the category checks it lacks.
 
     With ``metainfo=dict(classes=...)``, mmdet keeps the file's categories whose *names* are
-    in ``classes`` and then fails with a bare ``KeyError: <id>`` on the first annotation of
-    any other category; a configured name missing from the file is dropped silently, and a
-    ``classes`` order that differs from the file's makes labels and ``CocoMetric`` disagree.
-    This class refuses all three with a message naming the file and the offending
-    name or category id (and the annotation and image).
+    in ``classes`` and silently drops every annotation of any other category; a configured
+    name missing from the file is dropped silently too, and a ``classes`` order that differs
+    from the file's makes labels and ``CocoMetric`` disagree.  This class refuses all three
+    with a message naming the file and the offending name or category id (and the
+    annotation and image).
 
     Categories that are in the file but not configured (for example ``_background_`` of a
     labelme export) are fine as long as no annotation uses them.

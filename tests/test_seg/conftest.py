@@ -1,0 +1,14 @@
+import os.path as osp
+import sys
+
+import pytest
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_det'))
+from dense_helpers import pretrained_toy_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def mixmae_toy_pretrained(shared_data, tmp_path_factory):
+    """The demo backbone pretrained with MixMAE on the sample photos (once per session;
+    shared with tests/test_det through the session's base temp folder)."""
+    return pretrained_toy_checkpoint(str(tmp_path_factory.getbasetemp()), shared_data)
