@@ -95,6 +95,27 @@ def test_mask_rcnn_overfits_ade3_instances(shared_data, mixmae_toy_pretrained, t
     check_learning(runner, rec, mixmae_toy_pretrained['checkpoint'], min_map=0.2, min_segm=0.08)
 
 
+def test_pretrained_file_of_another_arch_is_refused_by_the_detector(mixmae_toy_pretrained):
+    """init_weights of an mmdet detector whose backbone does not fit the checkpoint stops
+    with the mismatching keys listed, and copies nothing."""
+    import mmmixmae.det  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    from mmmixmae.models.utils.checkpoint import CheckpointMismatchError
+    cfg = Config.fromfile(TOY_VOC)
+    cfg.model.backbone.init_cfg.checkpoint = mixmae_toy_pretrained['checkpoint']
+    cfg.model.backbone.arch = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+    cfg.model.neck.in_channels = [32, 64, 128, 256]
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    before = model.backbone.patch_embed.proj.weight.detach().clone()
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'(?s)does not fit.*shape mismatches.*patch_embed\.proj\.weight: '
+                             r'\(16, 3, 4, 4\) vs \(32, 3, 4, 4\)'):
+        model.init_weights()
+    assert torch.equal(before, model.backbone.patch_embed.proj.weight)
+
+
 def test_pretraining_fixture_learned(mixmae_toy_pretrained):
     losses = mixmae_toy_pretrained['losses']
     assert mean(losses[-5:]) < mean(losses[:5]) - 0.03
