@@ -7,6 +7,7 @@
 * :class:`Recorder` collects training losses and validation metrics from a Runner, and runs
   one validation *before* training (the untrained-heads baseline on the same images).
 """
+import contextlib
 import os
 import os.path as osp
 import time
@@ -82,6 +83,23 @@ def pretrain_cfg(work_dir: str, data_root: str, iters: int = PRETRAIN_ITERS):
     ))
 
 
+@contextlib.contextmanager
+def restore_default_scope():
+    """Forget the ``DefaultScope`` instances created inside the block.
+
+    ``Runner`` creates a ``DefaultScope`` (its ``default_scope``) that stays the process-wide
+    current scope after training; a later ``MODELS.build`` from another library's registry
+    would then look in the wrong registry.
+    """
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    try:
+        yield
+    finally:
+        for name in [n for n in DefaultScope._instance_dict if n not in before]:
+            DefaultScope._instance_dict.pop(name)
+
+
 def pretrained_toy_checkpoint(base_dir: str, data_root: str) -> Dict:
     """Pretrain once per session (cached under ``base_dir``); returns path and losses."""
     import torch
@@ -91,11 +109,12 @@ def pretrained_toy_checkpoint(base_dir: str, data_root: str) -> Dict:
     record = osp.join(work_dir, 'losses.pt')
     if not osp.exists(ckpt):
         os.makedirs(work_dir, exist_ok=True)
-        runner = Runner.from_cfg(pretrain_cfg(work_dir, data_root))
-        rec = Recorder(val_before_train=False)
-        runner.register_hook(rec, priority='LOWEST')
-        start = time.time()
-        runner.train()
+        with restore_default_scope():
+            runner = Runner.from_cfg(pretrain_cfg(work_dir, data_root))
+            rec = Recorder(val_before_train=False)
+            runner.register_hook(rec, priority='LOWEST')
+            start = time.time()
+            runner.train()
         torch.save(dict(losses=rec.losses, seconds=time.time() - start), record)
     info = torch.load(record)
     return dict(checkpoint=ckpt, **info)

@@ -125,9 +125,12 @@ def test_pretraining_fixture_learned(mixmae_toy_pretrained):
 def _voc_dataset(shared_data, ann_file, classes):
     import mmmixmae.det  # noqa: F401
     from mmdet.registry import DATASETS
-    return DATASETS.build(dict(type='StrictCocoDataset', data_root=osp.join(shared_data, 'coco_voc3'),
-                               ann_file=ann_file, data_prefix=dict(img=''),
-                               metainfo=dict(classes=classes), pipeline=[]))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return DATASETS.build(dict(type='StrictCocoDataset',
+                                   data_root=osp.join(shared_data, 'coco_voc3'),
+                                   ann_file=ann_file, data_prefix=dict(img=''),
+                                   metainfo=dict(classes=classes), pipeline=[]))
 
 
 def test_strict_coco_dataset_reads_voc3_without_background(shared_data):

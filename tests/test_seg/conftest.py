@@ -4,7 +4,7 @@ import sys
 import pytest
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_det'))
-from dense_helpers import pretrained_toy_checkpoint  # noqa: E402
+from dense_helpers import pretrained_toy_checkpoint, restore_default_scope  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -12,3 +12,11 @@ def mixmae_toy_pretrained(shared_data, tmp_path_factory):
     """The demo backbone pretrained with MixMAE on the sample photos (once per session;
     shared with tests/test_det through the session's base temp folder)."""
     return pretrained_toy_checkpoint(str(tmp_path_factory.getbasetemp()), shared_data)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_default_scope():
+    """A Runner makes its scope (mmdet / mmseg) the process-wide default; drop it after the
+    test so that later tests building from mmpretrain's registry are not affected."""
+    with restore_default_scope():
+        yield
