@@ -20,7 +20,8 @@ from dense_helpers import REPO, Recorder, mean
 DET = osp.join(REPO, 'configs', 'mask_rcnn')
 TOY_VOC = osp.join(DET, 'mask-rcnn_mixmae-toy_fpn_1xb2-cpu_coco-voc3.py')
 TOY_ADE = osp.join(DET, 'mask-rcnn_mixmae-toy_fpn_1xb2-cpu_ade3.py')
-REAL = ['mask-rcnn_mixmae-base_fpn_amp-1x_coco.py', 'mask-rcnn_mixmae-base_fpn_amp-ms-crop-3x_coco.py',
+REAL = ['mask-rcnn_mixmae-base_fpn_amp-1x_coco.py',
+        'mask-rcnn_mixmae-base_fpn_amp-ms-crop-3x_coco.py',
         'mask-rcnn_mixmae-large_fpn_amp-1x_coco.py',
         'mask-rcnn_mixmae-large_fpn_amp-ms-crop-3x_coco.py']
 

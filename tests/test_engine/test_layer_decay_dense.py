@@ -110,7 +110,8 @@ def test_frozen_stages_are_left_to_rest():
     check_groups(cfg, model, wrapper)
     in_optimizer = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
     for name, p in model.backbone.named_parameters():
-        frozen = name.startswith(('patch_embed.', 'layers.0.', 'norm0.')) or name == 'absolute_pos_embed'
+        frozen = name.startswith(('patch_embed.', 'layers.0.', 'norm0.')) \
+            or name == 'absolute_pos_embed'
         assert (id(p) in in_optimizer) is not frozen, name
 
 
