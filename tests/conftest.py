@@ -28,18 +28,3 @@ def shared_data() -> str:
 def _few_threads():
     torch.set_num_threads(2)
     yield
-
-
-@pytest.fixture(autouse=True)
-def _restore_default_scope():
-    """Forget the ``DefaultScope`` instances a test created.
-
-    A Runner (or a tool that calls ``init_default_scope``) leaves its scope, e.g. mmdet's, as the
-    process-wide current one; a later test building from mmpretrain's registry would then look
-    in the wrong registry.
-    """
-    from mmengine.registry import DefaultScope
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in [n for n in DefaultScope._instance_dict if n not in before]:
-        DefaultScope._instance_dict.pop(name)
