@@ -510,6 +510,15 @@ def _kind(converted: StateDict) -> str:
     return 'backbone'
 
 
+def _convert(sd: StateDict, rules, source: str, hint: str, origin: str) -> ConversionResult:
+    """Apply one converter's key rules, then check the result against the model it names."""
+    converted, groups = _apply_rules(sd, rules, source, hint)
+    kind = _kind(converted)
+    info = _check_against_target(converted, kind, source)
+    meta = dict(converted_from=origin, kind=kind, pos_embed_layout=_layouts(converted), **info)
+    return ConversionResult(converted, kind, groups, meta)
+
+
 def convert_official(sd: StateDict, source: str = '<official checkpoint>') -> ConversionResult:
     """Official Sense-X/MixMIM state dict (``checkpoint['model']``) -> mmmixmae.
 
@@ -522,12 +531,7 @@ def convert_official(sd: StateDict, source: str = '<official checkpoint>') -> Co
     if any(k.startswith('backbone.') for k in sd):
         hint = ('the keys start with backbone.: this is an mmengine checkpoint (mmpretrain: use '
                 'mmpretrain_mixmim_to_mmmixmae.py; mmmixmae: no conversion needed)')
-    converted, groups = _apply_rules(sd, OFFICIAL_RULES, source, hint)
-    kind = _kind(converted)
-    info = _check_against_target(converted, kind, source)
-    meta = dict(converted_from='Sense-X/MixMIM (official)', kind=kind,
-                pos_embed_layout=_layouts(converted), **info)
-    return ConversionResult(converted, kind, groups, meta)
+    return _convert(sd, OFFICIAL_RULES, source, hint, 'Sense-X/MixMIM (official)')
 
 
 def convert_mmpretrain(sd: StateDict, source: str = '<mmpretrain checkpoint>') -> ConversionResult:
@@ -544,12 +548,7 @@ def convert_mmpretrain(sd: StateDict, source: str = '<mmpretrain checkpoint>') -
         hint = ('official / mmmixmae module names found (norm1, mlp.fc1, patch_embed.proj): '
                 'official checkpoints go through mixmim_official_to_mmmixmae.py, mmmixmae '
                 'checkpoints need no conversion')
-    converted, groups = _apply_rules(sd, MMPRETRAIN_RULES, source, hint)
-    kind = _kind(converted)
-    info = _check_against_target(converted, kind, source)
-    meta = dict(converted_from='mmpretrain MixMIM', kind=kind,
-                pos_embed_layout=_layouts(converted), **info)
-    return ConversionResult(converted, kind, groups, meta)
+    return _convert(sd, MMPRETRAIN_RULES, source, hint, 'mmpretrain MixMIM')
 
 
 def extract_backbone(sd: StateDict, source: str = '<mmmixmae checkpoint>') -> ConversionResult:
