@@ -1,19 +1,15 @@
 """mmmixmae: MixMAE pretraining and transfer on the OpenMMLab stack.
 
 Importing the package applies the torch>=2.6 / CPU compatibility fixes of
-:mod:`mmmixmae.compat` and registers the MixMAE modules in mmpretrain's registry
+:mod:`mmmixmae.compat` (version-guarded) and registers the MixMAE modules in mmpretrain's registry
 (``MixMAE``, ``MixMAESwin``, ``MixMAEDecoder``, ``MixMAEPretrainHead`` ...).  mmdet and mmseg
 glue lives in :mod:`mmmixmae.det` and :mod:`mmmixmae.seg`, imported by their configs.
 """
 from .version import __version__
 
-try:
-    from .compat import apply_compat
-except ImportError as err:  # pragma: no cover - only while compat is absent
-    if 'mmmixmae.compat' not in str(err):
-        raise
-else:
-    apply_compat()
+from .compat import apply_compat
+
+apply_compat()  # the one place the mmengine patches are applied (see mmmixmae.compat)
 
 from . import models  # noqa: E402,F401  (registers the modules)
 

@@ -1,16 +1,17 @@
-"""Argument checking and model loading shared by the user-facing tools.
+"""Model loading and image helpers shared by the user-facing tools.
 
 Every tool checks its inputs before any heavy work and reports a user error as one line,
-``<tool>: error: <what is wrong>``, with exit status 2 (no traceback).  User errors are
-:class:`ToolError`; :func:`run_tool` turns them (and the checkpoint errors of
-:mod:`mmmixmae.compat`) into that line.
+``<tool>: error: <what is wrong>``, with exit status 2 (no traceback): user errors are
+:class:`~mmmixmae.utils.errors.UserError` (``ToolError`` is the same class), and
+:func:`~mmmixmae.utils.errors.run_tool` turns them into that line.
 """
-import functools
-import os.path as osp
-import sys
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
+
+from mmmixmae.utils.config import check_file
+from mmmixmae.utils.config import load_config as load_tool_config
+from mmmixmae.utils.errors import UserError, run_tool
 
 __all__ = [
     'ToolError', 'run_tool', 'check_file', 'load_tool_config', 'import_scope', 'build_model',
@@ -18,57 +19,8 @@ __all__ = [
     'resize_center_crop', 'normalization_of'
 ]
 
-
-class ToolError(Exception):
-    """A user error: a missing file, a wrong config, an unusable checkpoint or image."""
-
-
-def run_tool(main: Callable, prog: Optional[str] = None) -> Callable:
-    """Wrap a tool's ``main(argv)``: user errors become one stderr line and exit status 2."""
-
-    @functools.wraps(main)
-    def wrapped(argv=None):
-        name = prog or osp.basename(sys.argv[0]) or 'mmmixmae'
-        try:
-            return main(argv)
-        except ToolError as err:
-            message = ' '.join(str(err).split())
-        except FileNotFoundError as err:
-            message = ' '.join(str(err).split())
-        except Exception as err:  # checkpoint errors of mmmixmae.compat are user errors too
-            from mmmixmae.compat import CheckpointError
-            if not isinstance(err, CheckpointError):
-                raise
-            message = ' '.join(str(err).split())
-        print(f'{name}: error: {message}', file=sys.stderr)
-        raise SystemExit(2)
-
-    return wrapped
-
-
-def check_file(path: str, what: str) -> str:
-    """``path`` (``~`` expanded) if it is a readable file, else :class:`ToolError`."""
-    full = osp.expanduser(path)
-    if osp.isdir(full):
-        raise ToolError(f'{what} {path} is a directory, expected a file')
-    if not osp.isfile(full):
-        raise ToolError(f'{what} not found: {path}')
-    return full
-
-
-def load_tool_config(path: str, cfg_options: Optional[dict] = None):
-    """Load an mmengine config and check that it defines ``model``."""
-    from mmengine.config import Config
-    full = check_file(path, 'config file')
-    try:
-        cfg = Config.fromfile(full)
-    except Exception as err:  # syntax errors, missing bases ...
-        raise ToolError(f'cannot read config {path}: {type(err).__name__}: {err}') from None
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if not isinstance(cfg.get('model'), dict):
-        raise ToolError(f'config {path} defines no "model"')
-    return cfg
+#: the user-error type under the name the tools use
+ToolError = UserError
 
 
 def import_scope(cfg) -> None:
@@ -98,26 +50,15 @@ def build_model(cfg, path: str = 'config'):
 
 
 def extract_state_dict(checkpoint, path: str) -> Dict:
-    """The tensors of a Runner checkpoint (``state_dict``), an official one (``model``) or a
-    bare state dict; ``module.`` prefixes (DDP) are dropped."""
-    import torch
-    if not isinstance(checkpoint, dict):
-        raise ToolError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a state dict')
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    state = {}
-    for k, v in checkpoint.items():
-        if isinstance(v, torch.Tensor):
-            state[k[7:] if k.startswith('module.') else k] = v
-    if not state:
-        raise ToolError(f'checkpoint {path} holds no tensors')
-    return state
+    """The tensors of a Runner (``state_dict``), official (``model``), ``module`` or bare
+    checkpoint, ``module.`` prefixes (DDP) dropped
+    (:func:`mmmixmae.checkpoint.find_state_dict` + :func:`mmmixmae.checkpoint.revise_keys`)."""
+    from mmmixmae.checkpoint import find_state_dict, revise_keys
+    return revise_keys(find_state_dict(checkpoint, path)[0])
 
 
 def _read_checkpoint(path: str) -> Dict:
-    from mmmixmae.compat import load_checkpoint_safely
+    from mmmixmae.checkpoint import load_checkpoint_safely
     full = check_file(path, 'checkpoint file')
     return extract_state_dict(load_checkpoint_safely(full, map_location='cpu'), path)
 
@@ -168,21 +109,17 @@ def load_model_weights(model, path: str, require: Sequence[str] = ()) -> Tuple[L
 def load_backbone_weights(backbone, path: str) -> Tuple[List[str], List[str]]:
     """Load the backbone from a pretraining/classification Runner checkpoint (``backbone.*``),
     an official MixMIM checkpoint or a bare backbone state dict, with the project's strict
-    loader (:func:`mmmixmae.models.utils.checkpoint.load_pretrained_backbone`: every backbone
+    loader (:func:`mmmixmae.checkpoint.load_pretrained_backbone`: every backbone
     weight must be present and fit; decoder and head weights are dropped; position tables are
     interpolated to this backbone's grid and windows).
 
     Returns:
         ``(loaded keys, dropped checkpoint keys)``.
     """
-    from mmmixmae.models.utils.checkpoint import (CheckpointMismatchError,
-                                                  load_pretrained_backbone)
+    from mmmixmae.checkpoint import load_pretrained_backbone
     full = check_file(path, 'checkpoint file')
-    try:
-        report = load_pretrained_backbone(
-            backbone, dict(type='Pretrained', checkpoint=full, prefix='backbone.'))
-    except CheckpointMismatchError as err:
-        raise ToolError(str(err)) from None
+    report = load_pretrained_backbone(
+        backbone, dict(type='Pretrained', checkpoint=full, prefix='backbone.'))
     return list(report.loaded), list(report.dropped_other) + list(report.dropped_rebuilt)
 
 

@@ -49,13 +49,11 @@ class PretrainForward(nn.Module):
 
     def __init__(self, model: nn.Module, mask: torch.Tensor):
         super().__init__()
-        self.backbone = model.backbone
-        self.neck = model.neck
+        self.model = model
         self.register_buffer('mask', mask, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        latent, mask = self.backbone(x, self.mask)
-        return self.neck(latent, mask, dual=self.backbone.fill_mode == 'mix')
+        return self.model.forward_pretrain(x, self.mask)
 
 
 class _TensorForward(nn.Module):
@@ -105,13 +103,9 @@ def model_complexity(model: nn.Module, shape: Tuple[int, int]) -> dict:
     kind = model_kind(model)
     gen = torch.Generator().manual_seed(0)
     if kind == 'mixmae-pretrain':
-        from mmmixmae.models.utils.mixing import random_mixing_mask
-        stride = model.backbone.encoder_stride
         batch = 2
         x = torch.randn(batch, 3, h, w, generator=gen)
-        model.backbone.check_pretrain_input(x)
-        mask = random_mixing_mask((h // stride, w // stride), model.mask_ratio, 0.0,
-                                  generator=gen)
+        mask = model.sample_mask(x, generator=gen)
         module = PretrainForward(model, mask)
     elif kind == 'detector':
         from mmdet.structures import DetDataSample

@@ -157,16 +157,20 @@ def reconstruct_pair(model,
         model.backbone.check_pretrain_input(x, mask)
     except ValueError as err:
         raise ToolError(str(err)) from None
+    if not model.dual:
+        raise ToolError('the reconstruction picture needs a mixing encoder (fill_mode="mix"), '
+                        f'the model has fill_mode={model.backbone.fill_mode!r}')
     if mask is None:
-        ratio = model.mask_ratio if mask_ratio is None else mask_ratio
-        if not 0.0 <= ratio <= 1.0:
-            raise ToolError(f'mask ratio must lie in [0, 1], got {ratio}')
         gen = torch.Generator().manual_seed(seed)
-        mask = random_mixing_mask(grid, ratio, 0.0, generator=gen)
+        if mask_ratio is None:  # the model's own sampling
+            mask = model.sample_mask(x, generator=gen).cpu()
+        elif not 0.0 <= mask_ratio <= 1.0:
+            raise ToolError(f'mask ratio must lie in [0, 1], got {mask_ratio}')
+        else:  # a fixed ratio other than the model's
+            mask = random_mixing_mask(grid, mask_ratio, 0.0, generator=gen)
     mask = mask.float()
     device = next(model.parameters()).device
-    latent, _ = model.backbone(x.to(device), mask.to(device))
-    pred = model.neck(latent, mask.to(device), dual=True).float().cpu()
+    pred = model.forward_pretrain(x.to(device), mask.to(device)).float().cpu()
     b, length = 2, grid[0] * grid[1]
     m = mask.reshape(1, length, 1)
     rec = unmix_predictions(pred[:b], pred[b:], m)  # [2, L, P] norm-pix

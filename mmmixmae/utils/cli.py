@@ -16,8 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import sys
-from typing import NoReturn, Optional, Sequence
+from typing import Optional, Sequence
+
+from .amp import cpu_amp_dtype
+from .config import load_config as _load_config
+from .errors import UserError, fail
 
 __all__ = [
     'CLIError', 'fail', 'train_parser', 'test_parser', 'load_config',
@@ -30,15 +33,8 @@ _REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'pavi://', 'open-mmlab://',
                     'torchvision://', 'mmcls://', 'modelzoo://')
 
 
-class CLIError(Exception):
-    """A user error in the command line or config; reported in one line."""
-
-
-def fail(message: str, prog: Optional[str] = None) -> NoReturn:
-    """Print ``prog: error: message`` on one line to stderr and exit 2."""
-    prog = prog or osp.basename(sys.argv[0]) or 'mmmixmae'
-    print(f'{prog}: error: {" ".join(str(message).split())}', file=sys.stderr)
-    raise SystemExit(2)
+#: the user-error type (:class:`mmmixmae.utils.errors.UserError`) under its CLI name
+CLIError = UserError
 
 
 def _cfg_options_action():
@@ -113,20 +109,14 @@ def test_parser() -> argparse.ArgumentParser:
 def check_config_path(path: str) -> None:
     if not osp.isfile(path):
         what = 'is a directory' if osp.isdir(path) else 'not found'
-        raise CLIError(f'config file {what}: {path}')
+        raise UserError(f'config file {what}: {path}')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
-    """Load ``path`` with mmengine's Config, merge ``cfg_options`` and check
-    that it defines ``model``."""
-    from mmengine.config import Config
+    """Load ``path`` (:func:`mmmixmae.utils.config.load_config`: overrides merged, ``model``
+    required)."""
     check_config_path(path)
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if cfg.get('model') is None:
-        raise CLIError(f'config {path} defines no "model"')
-    return cfg
+    return _load_config(path, cfg_options)
 
 
 def _set_common(cfg, args) -> None:
@@ -148,21 +138,17 @@ def _cuda_available() -> bool:
 def _apply_amp(cfg) -> None:
     optim_wrapper = cfg.get('optim_wrapper')
     if optim_wrapper is None:
-        raise CLIError('--amp needs an optim_wrapper in the config')
+        raise UserError('--amp needs an optim_wrapper in the config')
     wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
     if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper'):
-        raise CLIError(f'--amp works with OptimWrapper or AmpOptimWrapper, '
+        raise UserError(f'--amp works with OptimWrapper or AmpOptimWrapper, '
                        f'but the config uses optim_wrapper.type='
                        f'{wrapper_type}')
     optim_wrapper.type = 'AmpOptimWrapper'
     optim_wrapper.setdefault('loss_scale', 'dynamic')
     if not _cuda_available():
-        dtype = optim_wrapper.get('dtype')
-        if dtype is None:
-            optim_wrapper.dtype = 'bfloat16'
-        elif str(dtype).replace('torch.', '') != 'bfloat16':
-            raise CLIError('--amp on CPU supports only bfloat16, but the '
-                           f'config sets optim_wrapper.dtype={dtype}')
+        cpu_amp_dtype(optim_wrapper.get('dtype'), '--amp with optim_wrapper.dtype')
+        optim_wrapper.dtype = 'bfloat16'
 
 
 def apply_train_args(cfg, args) -> None:
@@ -173,7 +159,7 @@ def apply_train_args(cfg, args) -> None:
     if args.auto_scale_lr:
         scale = cfg.get('auto_scale_lr')
         if not scale or 'base_batch_size' not in scale:
-            raise CLIError('--auto-scale-lr needs auto_scale_lr='
+            raise UserError('--auto-scale-lr needs auto_scale_lr='
                            'dict(base_batch_size=...) in the config')
         scale.enable = True
     if args.resume == 'auto':
@@ -189,7 +175,7 @@ def _check_checkpoint_path(path: str) -> None:
     if path.startswith(_REMOTE_PREFIXES):
         return
     if not osp.isfile(osp.expanduser(path)):
-        raise CLIError(f'checkpoint file not found: {path}')
+        raise UserError(f'checkpoint file not found: {path}')
 
 
 def apply_test_args(cfg, args) -> None:
@@ -197,7 +183,7 @@ def apply_test_args(cfg, args) -> None:
     _set_common(cfg, args)
     for key in ('test_dataloader', 'test_evaluator'):
         if cfg.get(key) is None:
-            raise CLIError(f'config {args.config} defines no "{key}"')
+            raise UserError(f'config {args.config} defines no "{key}"')
     cfg.load_from = args.checkpoint
     cfg.resume = False
 
@@ -220,15 +206,11 @@ def _prepare(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]):
             _check_checkpoint_path(args.checkpoint)
         out = getattr(args, 'out', None)
         if out is not None and not out.endswith(('.pkl', '.pickle')):
-            raise CLIError(f'--out must end with .pkl or .pickle: {out}')
-        # importing mmmixmae applies the compatibility fixes; call them
-        # explicitly too in case the package has not been wired yet
-        import mmmixmae  # noqa: F401
-        from mmmixmae.compat import apply_compat
-        apply_compat()
+            raise UserError(f'--out must end with .pkl or .pickle: {out}')
+        import mmmixmae  # noqa: F401  (registers the modules, applies mmmixmae.compat)
         cfg = load_config(args.config, args.cfg_options)
-    except CLIError as err:
-        fail(str(err), parser.prog)
+    except UserError as err:
+        fail(err, parser.prog)
     return args, cfg
 
 
@@ -238,8 +220,8 @@ def train_main(argv: Optional[Sequence[str]] = None):
     args, cfg = _prepare(parser, argv)
     try:
         apply_train_args(cfg, args)
-    except CLIError as err:
-        fail(str(err), parser.prog)
+    except UserError as err:
+        fail(err, parser.prog)
     runner = build_runner(cfg)
     return runner.train()
 
@@ -250,8 +232,8 @@ def test_main(argv: Optional[Sequence[str]] = None) -> dict:
     args, cfg = _prepare(parser, argv)
     try:
         apply_test_args(cfg, args)
-    except CLIError as err:
-        fail(str(err), parser.prog)
+    except UserError as err:
+        fail(err, parser.prog)
     runner = build_runner(cfg)
     if args.out is not None:
         from mmengine.evaluator import DumpResults

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from mmmixmae.compat import apply_compat
+from mmmixmae.utils.errors import UserError
 
 apply_compat()
 
@@ -78,6 +79,6 @@ def test_amp_optim_wrapper_on_cpu():
     assert AmpOptimWrapper(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         dtype='bfloat16').cast_dtype == torch.bfloat16
-    with pytest.raises(ValueError, match='bfloat16'):
+    with pytest.raises(UserError, match='only bfloat16.*optim_wrapper.dtype=float16'):
         AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                         dtype='float16')

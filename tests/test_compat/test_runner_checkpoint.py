@@ -15,7 +15,8 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
-from mmmixmae.compat import apply_compat, load_checkpoint_safely
+from mmmixmae.checkpoint import load_checkpoint_safely
+from mmmixmae.compat import apply_compat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mmengine_toys  # noqa: E402,F401  (registers the toy components)

@@ -12,10 +12,10 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from mmmixmae.compat import (HISTORY_BUFFER_STATISTICS, InvalidCheckpointError,
-                             UnsafeCheckpointError, apply_compat,
-                             checkpoint_safe_globals, load_checkpoint_safely,
-                             restricted_getattr)
+from mmmixmae.checkpoint import (HISTORY_BUFFER_STATISTICS, InvalidCheckpointError,
+                                 UnsafeCheckpointError, checkpoint_safe_globals,
+                                 load_checkpoint_safely, restricted_getattr)
+from mmmixmae.compat import apply_compat
 
 apply_compat()
 
@@ -216,8 +216,8 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_mmengine_loader_uses_safe_loader(tmp_path):
     from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
-    from mmmixmae import compat
-    assert CheckpointLoader._schemes[''] is compat._load_from_local
+    from mmmixmae.compat import checkpoint_loader
+    assert CheckpointLoader._schemes[''] is checkpoint_loader._load_from_local
     marker = tmp_path / 'pwned'
     path = tmp_path / 'hostile.pth'
     torch.save({'x': _Reduce(os.system, (_marker_cmd(marker), ))}, path)

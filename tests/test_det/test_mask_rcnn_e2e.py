@@ -102,7 +102,7 @@ def test_pretrained_file_of_another_arch_is_refused_by_the_detector(mixmae_toy_p
     import mmmixmae.det  # noqa: F401
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
-    from mmmixmae.models.utils.checkpoint import CheckpointMismatchError
+    from mmmixmae.checkpoint import CheckpointMismatchError
     cfg = Config.fromfile(TOY_VOC)
     cfg.model.backbone.init_cfg.checkpoint = mixmae_toy_pretrained['checkpoint']
     cfg.model.backbone.arch = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])

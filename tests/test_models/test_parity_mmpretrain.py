@@ -18,8 +18,9 @@ from mmpretrain.registry import MODELS
 
 import mmmixmae  # noqa: F401
 from mmmixmae.models.backbones.mixmae_swin import PatchMerging
-from mmmixmae.models.utils.checkpoint import (block_major_to_unfold, convert_mmpretrain,
-                                              sincos_layout, unfold_to_block_major)
+from mmmixmae.checkpoint.convert import convert_mmpretrain
+from mmmixmae.checkpoint.layout import (block_major_to_unfold, sincos_layout,
+                                        unfold_to_block_major)
 from mmmixmae.models.utils.pos_embed import build_2d_sincos_pos_embed, swap_sincos_halves
 
 ARCH = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])

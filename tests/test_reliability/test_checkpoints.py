@@ -10,8 +10,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from rel_helpers import TOY_CFG, derived_config, finish, run_train, start_train
 
-from mmmixmae.compat import InvalidCheckpointError, load_checkpoint_safely
-from mmmixmae.engine.hooks import CheckpointMismatchError, atomic_write_bytes
+from mmmixmae.checkpoint import InvalidCheckpointError, load_checkpoint_safely
+from mmmixmae.checkpoint import CheckpointMismatchError
+from mmmixmae.engine.hooks import atomic_write_bytes
 from mmmixmae.models.utils.rel_pos import resize_rel_pos_table
 
 IMPORTS = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms',

@@ -11,7 +11,7 @@ import torch
 from rel_helpers import REPO, TOY_CFG, TRAIN, derived_config, train_env
 
 import reliability_testkit as kit
-from mmmixmae.compat import load_checkpoint_safely
+from mmmixmae.checkpoint import load_checkpoint_safely
 
 HOOKS = [dict(type='LocalLossHook'), dict(type='RankMeanLogVarsHook'),
          dict(type='ExactResumeHook'), dict(type='NonFiniteLossHook'),

@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from rel_helpers import TOY_CFG, derived_config, finish, run_train, start_train
 
 import reliability_testkit as kit
-from mmmixmae.compat import load_checkpoint_safely
+from mmmixmae.checkpoint import load_checkpoint_safely
 from mmmixmae.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 from mmmixmae.engine.hooks import numerics
 

@@ -9,7 +9,7 @@ from rel_helpers import (BASE_HOOKS, FINETUNE_CFG, PRETRAIN_CFG, derived_config,
                       run_train, start_train)
 
 import reliability_testkit as kit
-from mmmixmae.compat import load_checkpoint_safely
+from mmmixmae.checkpoint import load_checkpoint_safely
 
 KILL_AT = 7  # 1-based iteration after which the process is SIGKILLed (epoch 2, batch 3/4)
 LAST_GOOD = 6  # checkpoints every 3 iterations

@@ -19,7 +19,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 import mmmixmae  # noqa: F401
-from mmmixmae.models.utils.checkpoint import find_state_dict, read_checkpoint
+from mmmixmae.checkpoint import find_state_dict, read_checkpoint
 from mmmixmae.models.utils.pos_embed import swap_sincos_halves
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

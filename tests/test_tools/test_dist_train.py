@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tool_env import REPO, TOY_CONFIG, TRAIN, free_port, tool_env  # noqa
 
 import mmengine_toys  # noqa: E402
-from mmmixmae.compat import load_checkpoint_safely  # noqa: E402
+from mmmixmae.checkpoint import load_checkpoint_safely  # noqa: E402
 from test_train_test_e2e import sgd_reference  # noqa: E402
 
 

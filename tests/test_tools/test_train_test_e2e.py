@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tool_env import TEST, TOY_CONFIG, TRAIN, run_tool  # noqa: E402
 
 import mmengine_toys  # noqa: E402
-from mmmixmae.compat import load_checkpoint_safely  # noqa: E402
+from mmmixmae.checkpoint import load_checkpoint_safely  # noqa: E402
 
 
 def sgd_reference(params, x, y, lr, steps, batch):

@@ -123,7 +123,14 @@ class _OracleNeck(nn.Module):
 
 
 class _OracleModel(nn.Module):
+    """Has MixMAE's mask sampling and pretraining forward, with an oracle decoder."""
+    from mmmixmae.models.selfsup.mixmae import MixMAE
     mask_ratio = 0.5
+    range_mask_ratio = 0.0
+    dual = True
+    sample_mask = MixMAE.sample_mask
+    forward_pretrain = MixMAE.forward_pretrain
+    del MixMAE
 
     def __init__(self):
         super().__init__()

@@ -150,7 +150,6 @@ def fixed_eval_batches(runner, n_batches: int, seed: int):
 def measure(model, batches, seed: int) -> dict:
     """Mean loss of ``model`` and of predicting zeros on fixed batches and fixed masks."""
     import torch
-    from mmmixmae.models.utils.mixing import random_mixing_mask
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -160,9 +159,7 @@ def measure(model, batches, seed: int) -> dict:
             data = model.data_preprocessor(batch, False)
             inputs = data['inputs']
             inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-            stride = model.backbone.encoder_stride
-            grid = (inputs.shape[-2] // stride, inputs.shape[-1] // stride)
-            mask = random_mixing_mask(grid, model.mask_ratio, 0.0, generator=gen)
+            mask = model.sample_mask(inputs, generator=gen)
             losses.append(float(model.loss(inputs, mask=mask.to(inputs.device))['loss']))
             target = model.head.construct_target(inputs)
             zeros.append(float((target.float()**2).mean()))

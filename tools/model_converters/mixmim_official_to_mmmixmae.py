@@ -13,7 +13,8 @@ model needs but SRC lacks, stops the conversion with the list of keys.
 """
 import sys
 
-from mmmixmae.models.utils.checkpoint import convert_official, run_converter
+from mmmixmae.apis.converters import run_converter
+from mmmixmae.checkpoint.convert import convert_official
 
 
 def main(argv=None) -> int:

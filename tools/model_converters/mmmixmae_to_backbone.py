@@ -13,7 +13,8 @@ counted at load time.
 """
 import sys
 
-from mmmixmae.models.utils.checkpoint import extract_backbone, run_converter
+from mmmixmae.apis.converters import run_converter
+from mmmixmae.checkpoint.convert import extract_backbone
 
 
 def main(argv=None) -> int:

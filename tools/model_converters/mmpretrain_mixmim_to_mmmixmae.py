@@ -16,7 +16,8 @@ conversion with the list of keys.
 """
 import sys
 
-from mmmixmae.models.utils.checkpoint import convert_mmpretrain, run_converter
+from mmmixmae.apis.converters import run_converter
+from mmmixmae.checkpoint.convert import convert_mmpretrain
 
 
 def main(argv=None) -> int:

@@ -7,13 +7,13 @@
   bf16 -> fp16 fallback.
 """
 from .atomic_checkpoint import AtomicCheckpointHook, atomic_write_bytes
-from .exact_resume import (CheckpointMismatchError, ExactResumeHook, capture_rng_state,
-                           check_state_dict_fits, restore_rng_state)
+from .exact_resume import (ExactResumeHook, capture_rng_state, check_state_dict_fits,
+                           restore_rng_state)
 from .numerics import NonFiniteLossError, NonFiniteLossHook, bf16_supported
 from .rank_mean import RankMeanLogVarsHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'atomic_write_bytes', 'CheckpointMismatchError', 'ExactResumeHook',
+    'AtomicCheckpointHook', 'atomic_write_bytes', 'ExactResumeHook',
     'capture_rng_state', 'check_state_dict_fits', 'restore_rng_state', 'NonFiniteLossError',
     'NonFiniteLossHook', 'bf16_supported', 'RankMeanLogVarsHook'
 ]

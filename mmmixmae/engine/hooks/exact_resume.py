@@ -32,8 +32,6 @@ drop path, data augmentation in the main process) differs from the uninterrupted
 from __future__ import annotations
 
 import random
-import re
-from collections import OrderedDict
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -43,8 +41,10 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ...checkpoint import CheckpointMismatchError, revise_keys
+
 __all__ = [
-    'ExactResumeHook', 'CheckpointMismatchError', 'capture_rng_state', 'restore_rng_state',
+    'ExactResumeHook', 'capture_rng_state', 'restore_rng_state',
     'check_state_dict_fits', 'RNG_STATE_KEY', 'DATA_ITER_EVENT'
 ]
 
@@ -53,10 +53,6 @@ RNG_STATE_KEY = 'rng_state'
 #: Hook event fired by the resumable loops right after the train dataloader iterator
 #: has been created and before its first batch is fetched.
 DATA_ITER_EVENT = 'after_train_data_iter_created'
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint's weights do not fit the model (names the keys)."""
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -89,18 +85,6 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- weights
-def _revise_keys(state_dict, revise_keys=((r'^module\.', ''), )):
-    revised = OrderedDict()
-    for key, value in state_dict.items():
-        for pattern, repl in revise_keys:
-            key = re.sub(pattern, repl, key)
-        revised[key] = value
-    metadata = getattr(state_dict, '_metadata', None)
-    if metadata is not None:
-        revised._metadata = metadata
-    return revised
-
-
 def check_state_dict_fits(model: torch.nn.Module, checkpoint: dict, source: str,
                           strict: bool) -> None:
     """Raise :class:`CheckpointMismatchError` when ``checkpoint`` does not fit ``model``.
@@ -113,28 +97,29 @@ def check_state_dict_fits(model: torch.nn.Module, checkpoint: dict, source: str,
     the model are refused (``load_from``, where e.g. a decoder or head may legitimately
     be absent; mmengine logs those keys).
     """
+    # exactly what mmengine's Runner loads: checkpoint['state_dict'], else the whole dict
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) \
         else checkpoint
     if not isinstance(state_dict, dict):
-        raise CheckpointMismatchError(f'{source}: holds a {type(state_dict).__name__}, not a '
-                                      'state dict')
-    state_dict = _revise_keys(state_dict)
+        raise CheckpointMismatchError(source, message=(
+            f'{source}: holds a {type(state_dict).__name__}, not a state dict'))
+    state_dict = revise_keys(state_dict)
     model_keys = set(model.state_dict().keys())
     if not model_keys & set(state_dict.keys()):
         shown = sorted(state_dict.keys())[:8]
-        raise CheckpointMismatchError(
+        raise CheckpointMismatchError(source, message=(
             f'{source} shares no parameter name with {type(model).__name__}: the checkpoint '
             f'holds {shown}{" ..." if len(state_dict) > 8 else ""} (e.g. an official '
-            'checkpoint keeps its weights under "model": convert it first)')
+            'checkpoint keeps its weights under "model": convert it first)'))
     try:
         model.load_state_dict(state_dict, strict=strict)
     except RuntimeError as err:
         what = 'resume' if strict else 'load_from'
-        raise CheckpointMismatchError(
+        raise CheckpointMismatchError(source, message=(
             f'{source} does not fit the model ({what} needs '
             f'{"identical keys and shapes" if strict else "matching shapes"} after the '
             f'documented interpolation of position embeddings and relative-position '
-            f'tables): {err}') from None
+            f'tables): {err}')) from None
 
 
 def _unwrap(model):

@@ -11,6 +11,7 @@ State-dict keys follow the official Sense-X/MixMIM code, so its checkpoints map 
 stages other than the last get their own ``norm{i}``.
 """
 import math
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -195,7 +196,11 @@ class MixMAESwin(BaseModule):
         'large': dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
         'huge': dict(embed_dims=352, depths=[2, 2, 18, 2], num_heads=[11, 22, 44, 88]),
     }
-    encoder_stride = 32
+
+    @property
+    def encoder_stride(self) -> int:
+        """Pixels per token of the last stage: ``patch_size * 2 ** (num_stages - 1)`` (32)."""
+        return self.patch_size * 2**(self.num_stages - 1)
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -236,11 +241,10 @@ class MixMAESwin(BaseModule):
         for i in out_indices:
             if not 0 <= i < self.num_stages:
                 raise ValueError(f'out_indices entry {i} is outside 0..{self.num_stages - 1}')
-        stride = patch_size * 2**(self.num_stages - 1)
         for s in self.img_size:
-            if s % stride:
+            if s % self.encoder_stride:
                 raise ValueError(f'img_size {self.img_size} is not a multiple of the encoder '
-                                 f'stride {stride}')
+                                 f'stride {self.encoder_stride}')
         self.out_indices = out_indices
         self.out_type = out_type
         self.fill_mode = fill_mode
@@ -325,7 +329,7 @@ class MixMAESwin(BaseModule):
         # parameters are initialized at construction (official scheme); only a
         # Pretrained init_cfg does anything here.
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            from ..utils.checkpoint import load_pretrained_backbone
+            from ...checkpoint.pretrained import load_pretrained_backbone
             load_pretrained_backbone(self, self.init_cfg)
             self._freeze_stages()
 
@@ -347,34 +351,47 @@ class MixMAESwin(BaseModule):
         return self
 
     # ------------------------------------------------------------------ checkpoints
-    def _adapt_checkpoint(self, state_dict, prefix, *args, **kwargs):
-        """Adapt a checkpoint to this model's image and window sizes before loading.
+    def adapt_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """A copy of ``state_dict`` (this backbone's keys, no prefix) fitted to this model.
 
         ``absolute_pos_embed`` is interpolated bicubically to the patch grid, every
-        ``relative_position_bias_table`` to its block's window, and ``relative_position_index``
-        entries (rebuilt from the window size) are dropped.
+        ``relative_position_bias_table`` to its block's window, and
+        ``relative_position_index`` entries (rebuilt from the window size) are dropped.
+        Used by the ``load_state_dict`` pre-hook and by
+        :func:`mmmixmae.checkpoint.pretrained.load_pretrained_backbone` alike.
+
+        Raises:
+            ValueError: a position table whose token count is not a square grid.
         """
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            name = key[len(prefix):]
+        out = OrderedDict()
+        for name, src in state_dict.items():
             if name.endswith('relative_position_index'):
-                del state_dict[key]
-            elif name == 'absolute_pos_embed':
-                src = state_dict[key]
-                if src.shape != self.absolute_pos_embed.shape and src.dim() == 3:
-                    side = math.isqrt(src.shape[1])
-                    if side * side != src.shape[1]:
-                        raise ValueError(f'{key}: {src.shape[1]} tokens is not a square grid')
-                    state_dict[key] = resize_pos_embed(src, (side, side), self.patch_grid)
+                continue
+            if name == 'absolute_pos_embed' and src.dim() == 3 and \
+                    src.shape != self.absolute_pos_embed.shape:
+                side = math.isqrt(src.shape[1])
+                if side * side != src.shape[1]:
+                    raise ValueError(f'{name}: {src.shape[1]} tokens is not a square grid')
+                src = resize_pos_embed(src, (side, side), self.patch_grid)
             elif name.endswith('relative_position_bias_table'):
-                module = self.get_submodule(name.rsplit('.', 1)[0]) if self._has_submodule(
-                    name.rsplit('.', 1)[0]) else None
-                src = state_dict[key]
+                owner = name.rsplit('.', 1)[0]
+                module = self.get_submodule(owner) if self._has_submodule(owner) else None
                 if module is not None and src.dim() == 2 and src.shape != \
                         module.relative_position_bias_table.shape \
                         and src.shape[1] == module.relative_position_bias_table.shape[1]:
                     src_win = window_from_table_length(src.shape[0])
-                    state_dict[key] = resize_rel_pos_table(src, (src_win, src_win),
-                                                           module.window_size)
+                    src = resize_rel_pos_table(src, (src_win, src_win), module.window_size)
+            out[name] = src
+        return out
+
+    def _adapt_checkpoint(self, state_dict, prefix, *args, **kwargs):
+        """``load_state_dict`` pre-hook: :meth:`adapt_state_dict` on the keys under ``prefix``."""
+        own = [k for k in state_dict if k.startswith(prefix)]
+        adapted = self.adapt_state_dict(OrderedDict((k[len(prefix):], state_dict[k]) for k in own))
+        for key in own:
+            del state_dict[key]
+        for name, value in adapted.items():
+            state_dict[prefix + name] = value
 
     def _has_submodule(self, name: str) -> bool:
         try:
@@ -406,42 +423,74 @@ class MixMAESwin(BaseModule):
         return resize_pos_embed(self.absolute_pos_embed, self.patch_grid, hw)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
-        """
+        """Dispatch: :meth:`forward_mixed` with a ``mask``, :meth:`forward_features` without.
+
         Args:
             x: ``[B, 3, H, W]``.
             mask: pretraining only: ``[1, 1, H/32, W/32]`` 0/1 mixing mask.
 
         Returns:
-            with ``mask``: ``(latent [B, H/32*W/32, C], mask)``; without: a tuple with one
-            entry per ``out_indices`` formatted by ``out_type``.
+            with ``mask``: ``(latent [B, H/32*W/32, C], mask)`` (mmpretrain's convention for
+            masked-image-modelling backbones); without: a tuple with one entry per
+            ``out_indices`` formatted by ``out_type``.
         """
         if mask is not None:
-            self.check_pretrain_input(x, mask)
-            mask = mask.to(dtype=x.dtype)
-        elif min(x.shape[-2:]) < self.encoder_stride:
+            return self.forward_mixed(x, mask)
+        return self.forward_features(x)
+
+    def _embed(self, x: torch.Tensor, first_mask: Optional[torch.Tensor] = None):
+        """Patch embedding, mixing / filling (with ``first_mask [1, L, 1]``), position."""
+        x, hw = self.patch_embed(x)
+        if first_mask is not None:
+            if self.fill_mode == 'mix':
+                x = mix_tokens(x, first_mask)
+            elif self.fill_mode == 'mask_token':
+                x = x * (1. - first_mask) + self.mask_token.to(x.dtype) * first_mask
+            else:
+                x = x * (1. - first_mask)
+        return self.drop_after_pos(x + self.pos_embed_for(hw).to(x.dtype)), hw
+
+    def forward_mixed(self, x: torch.Tensor,
+                      mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Pretraining path: mix the batch with ``mask`` and encode the two images apart.
+
+        Args:
+            x: ``[B, 3, H, W]``, H and W multiples of :attr:`encoder_stride`.
+            mask: ``[1, 1, H/32, W/32]``, 1 where sample i takes sample ``B-1-i``'s cell.
+
+        Returns:
+            ``(latent [B, H/32*W/32, C_last] after the final norm, mask in x's dtype)``.
+        """
+        self.check_pretrain_input(x, mask)
+        mask = mask.to(dtype=x.dtype)
+        h, w = x.shape[-2:]
+        grids = [(h // (self.patch_size << i), w // (self.patch_size << i))
+                 for i in range(self.num_stages)]
+        masks = stage_masks(mask, grids)
+        x, hw = self._embed(x, masks[0])
+        for i, stage in enumerate(self.layers):
+            out, _, x, hw = stage(x, hw, masks[i] if self.attn_isolation else None)
+        return self.norm(out), mask
+
+    def forward_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Feature path (classification, dense tasks): one output per ``out_indices``.
+
+        Args:
+            x: ``[B, 3, H, W]``, at least one :attr:`encoder_stride` cell.
+
+        Returns:
+            ``raw`` ``[B, L_i, C_i]``, ``featmap`` ``[B, C_i, H_i, W_i]`` or ``avg_featmap``
+            ``[B, C_i]`` per selected stage.
+        """
+        if min(x.shape[-2:]) < self.encoder_stride:
             raise ValueError(f'input {x.shape[-2]}x{x.shape[-1]} is smaller than one '
                              f'{self.encoder_stride}-pixel cell')
-        x, hw = self.patch_embed(x)
-        masks = None
-        if mask is not None:
-            grids = [(hw[0] >> i, hw[1] >> i) for i in range(self.num_stages)]
-            masks = stage_masks(mask, grids)
-            if self.fill_mode == 'mix':
-                x = mix_tokens(x, masks[0])
-            elif self.fill_mode == 'mask_token':
-                x = x * (1. - masks[0]) + self.mask_token.to(x.dtype) * masks[0]
-            else:
-                x = x * (1. - masks[0])
-        x = self.drop_after_pos(x + self.pos_embed_for(hw).to(x.dtype))
-
+        x, hw = self._embed(x)
         outs = []
         for i, stage in enumerate(self.layers):
-            iso = masks[i] if masks is not None and self.attn_isolation else None
-            out, out_hw, x, hw = stage(x, hw, iso)
-            if mask is None and i in self.out_indices:
+            out, out_hw, x, hw = stage(x, hw, None)
+            if i in self.out_indices:
                 outs.append(self._format(out, out_hw, i))
-        if mask is not None:
-            return self.norm(out), mask
         return tuple(outs)
 
     def _format(self, x: torch.Tensor, hw: Tuple[int, int], stage: int) -> torch.Tensor:

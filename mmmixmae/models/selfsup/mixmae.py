@@ -38,11 +38,39 @@ class MixMAE(BaseSelfSupervisor):
         self.mask_ratio = mask_ratio
         self.range_mask_ratio = range_mask_ratio
 
-    def sample_mask(self, inputs: torch.Tensor) -> torch.Tensor:
-        """One ``[1, 1, H/32, W/32]`` mask for the whole batch."""
+    def sample_mask(self, inputs: torch.Tensor,
+                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """One ``[1, 1, H/32, W/32]`` mask for the whole batch ``inputs [B, 3, H, W]``.
+
+        The sizes are checked first (:meth:`MixMAESwin.check_pretrain_input`).  With a
+        ``generator`` every random draw comes from it (reproducible masks, e.g. for the
+        reconstruction tools); without, from the global generators (training).
+        """
+        self.backbone.check_pretrain_input(inputs)
         stride = self.backbone.encoder_stride
         grid = (inputs.shape[-2] // stride, inputs.shape[-1] // stride)
-        return random_mixing_mask(grid, self.mask_ratio, self.range_mask_ratio, inputs.device)
+        return random_mixing_mask(grid, self.mask_ratio, self.range_mask_ratio, inputs.device,
+                                  generator=generator)
+
+    @property
+    def dual(self) -> bool:
+        """Dual reconstruction (both branches of every mixed sample) iff the encoder mixes."""
+        return self.backbone.fill_mode == 'mix'
+
+    def forward_pretrain(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Encoder, decoder: the predictions the loss scores.
+
+        Args:
+            inputs: normalized ``[B, 3, H, W]``.
+            mask: ``[1, 1, H/32, W/32]`` from :meth:`sample_mask`.
+
+        Returns:
+            ``[2B, L, 32*32*3]`` with dual reconstruction (rows ``:B`` predict each mixed
+            sample's own image, rows ``B:`` its partner's), else ``[B, L, 32*32*3]``;
+            ``L = H/32 * W/32``.
+        """
+        latent, mask = self.backbone(inputs, mask)
+        return self.neck(latent, mask, dual=self.dual)
 
     def extract_feat(self, inputs: torch.Tensor):
         return self.backbone(inputs)
@@ -56,9 +84,6 @@ class MixMAE(BaseSelfSupervisor):
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
         if mask is None:
-            self.backbone.check_pretrain_input(inputs)
             mask = self.sample_mask(inputs)
-        latent, mask = self.backbone(inputs, mask)
-        dual = self.backbone.fill_mode == 'mix'
-        pred = self.neck(latent, mask, dual=dual)
-        return dict(loss=self.head.loss(pred, inputs, mask, dual=dual))
+        pred = self.forward_pretrain(inputs, mask)
+        return dict(loss=self.head.loss(pred, inputs, mask, dual=self.dual))

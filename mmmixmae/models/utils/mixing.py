@@ -23,7 +23,9 @@ def random_mixing_mask(grid_hw: Tuple[int, int],
     """Draw the batch-shared mask.
 
     The ratio is ``mask_ratio + U(0, range_mask_ratio)``; the cells are the first
-    ``int(L * ratio)`` of an argsort of uniform noise.
+    ``int(L * ratio)`` of an argsort of uniform noise.  Without ``generator`` the ratio
+    offset comes from Python's :mod:`random` and the noise from torch's global generator;
+    with one, both come from ``generator`` (reproducible without touching global state).
 
     Returns:
         ``[1, 1, h, w]`` float tensor of 0/1.
@@ -31,8 +33,10 @@ def random_mixing_mask(grid_hw: Tuple[int, int],
     h, w = grid_hw
     num_cells = h * w
     ratio = mask_ratio
-    if range_mask_ratio > 0:
-        ratio = ratio + random.uniform(0.0, range_mask_ratio)
+    if range_mask_ratio > 0:  # with a generator, every draw comes from it
+        offset = (random.uniform(0.0, 1.0) if generator is None else
+                  float(torch.rand((), generator=generator)))
+        ratio = ratio + offset * range_mask_ratio
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f'mixing ratio must lie in [0, 1], got {ratio} '
                          f'(mask_ratio={mask_ratio}, range_mask_ratio={range_mask_ratio})')

@@ -12,8 +12,8 @@ from mmpretrain.registry import MODELS
 
 import mmmixmae  # noqa: F401
 from mmmixmae.models import MixMAESwin
-from mmmixmae.models.utils import checkpoint as ckpt_mod
-from mmmixmae.models.utils.checkpoint import read_checkpoint
+from mmmixmae.checkpoint import pretrained as ckpt_mod
+from mmmixmae.checkpoint import read_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIG = osp.join(REPO, 'configs', 'mixmae', 'benchmarks',
@@ -109,7 +109,8 @@ def test_finetune_config_runs_from_a_pretraining_checkpoint(shared_data, tmp_pat
     assert ckpt_path.exists()
 
     # the Runner checkpoint (message hub, optimizer, ...) through the backbone converter
-    from mmmixmae.models.utils.checkpoint import extract_backbone, find_state_dict
+    from mmmixmae.checkpoint import find_state_dict
+    from mmmixmae.checkpoint.convert import extract_backbone
     ckpt = read_checkpoint(ckpt_path)
     assert {'message_hub', 'optimizer', 'state_dict'} <= set(ckpt)
     result = extract_backbone(find_state_dict(ckpt)[0], str(ckpt_path))

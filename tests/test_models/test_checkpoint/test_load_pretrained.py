@@ -8,10 +8,10 @@ import torch
 from mmpretrain.registry import MODELS
 
 import mmmixmae  # noqa: F401
-from mmmixmae.compat import InvalidCheckpointError, UnsafeCheckpointError
+from mmmixmae.checkpoint import InvalidCheckpointError, UnsafeCheckpointError
 from mmmixmae.models import MixMAESwin
-from mmmixmae.models.utils import checkpoint as ckpt_mod
-from mmmixmae.models.utils.checkpoint import CheckpointMismatchError
+from mmmixmae.checkpoint import pretrained as ckpt_mod
+from mmmixmae.checkpoint import CheckpointMismatchError
 
 ARCH = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
 

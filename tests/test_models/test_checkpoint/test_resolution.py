@@ -17,7 +17,7 @@ from PIL import Image
 
 import mmmixmae  # noqa: F401
 from mmmixmae.models import MixMAESwin
-from mmmixmae.models.utils.checkpoint import load_pretrained_backbone
+from mmmixmae.checkpoint import load_pretrained_backbone
 
 ARCH = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 W224 = (14, 14, 14, 7)
@@ -105,7 +105,7 @@ def test_relative_position_index_is_rebuilt_never_loaded():
 
 
 def test_load_pretrained_reports_the_interpolated_tables(tmp_path, monkeypatch):
-    from mmmixmae.models.utils import checkpoint as ckpt_mod
+    from mmmixmae.checkpoint import pretrained as ckpt_mod
     monkeypatch.setattr(ckpt_mod, 'print_log', lambda *a, **k: None)
     src = model_224()
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in src.state_dict().items()}),
@@ -183,7 +183,7 @@ def test_any_dense_input_size_runs_after_loading():
 
 @pytest.mark.parametrize('bad', ['heads', 'tokens'])
 def test_tables_that_cannot_be_interpolated_are_refused(bad, tmp_path, monkeypatch):
-    from mmmixmae.models.utils import checkpoint as ckpt_mod
+    from mmmixmae.checkpoint import pretrained as ckpt_mod
     monkeypatch.setattr(ckpt_mod, 'print_log', lambda *a, **k: None)
     state = {f'backbone.{k}': v for k, v in model_224().state_dict().items()}
     if bad == 'heads':
