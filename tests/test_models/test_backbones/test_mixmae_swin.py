@@ -73,17 +73,30 @@ def test_no_leakage_between_mixed_images(dtype, fused):
     x = torch.randn(4, 3, 64, 64)
     y = x.clone()
     y[3] = torch.randn(3, 64, 64) * 5  # partner of sample 0
+    seen = []  # every stage's output tokens (before its downsample), in call order
+    hooks = [stage.register_forward_hook(lambda mod, args, out: seen.append(out[0]))
+             for stage in m.layers]
     with torch.no_grad(), torch.autocast('cpu', dtype=dtype or torch.bfloat16,
                                          enabled=dtype is not None):
         lx, _ = m(x, mask)
         ly, _ = m(y, mask)
+    for h in hooks:
+        h.remove()
     own = (mask.reshape(-1) == 0)
     assert own.any() and (~own).any()
     assert torch.equal(lx[0, own], ly[0, own])
     # sample 3's own tokens did change, and so did sample 0's borrowed ones
     assert not torch.equal(lx[3, own], ly[3, own])
     assert not torch.equal(lx[0, ~own], ly[0, ~own])
-    # and every intermediate stage: check stage-0 tokens through a hook
+    # and at every intermediate stage, at that stage's resolution
+    assert len(seen) == 2 * m.num_stages
+    for i in range(m.num_stages):
+        grid = (16 >> i, 16 >> i)
+        own_i = upsample_mask(mask, grid).reshape(-1) == 0
+        sx, sy = seen[i], seen[m.num_stages + i]
+        assert sx.shape[1] == grid[0] * grid[1]
+        assert torch.equal(sx[0, own_i], sy[0, own_i]), f'stage {i} leaks'
+        assert not torch.equal(sx[3, own_i], sy[3, own_i]), f'stage {i}'
     assert torch.isfinite(lx.float()).all()
 
 
@@ -182,3 +195,39 @@ def test_layer_depth_matches_official_ids():
     assert m.get_layer_depth('layers.2.downsample.norm.weight') == (23, n)
     assert m.get_layer_depth('norm.weight') == (24, n)
     assert m.get_layer_depth('backbone.norm.weight', 'backbone.') == (24, n)
+
+
+def test_adapt_state_dict_is_what_the_load_hook_applies():
+    torch.manual_seed(0)
+    src = toy(img_size=128, window_size=(8, 8, 4, 2))
+    dst = toy()
+    sd = src.state_dict()
+    adapted = dst.adapt_state_dict(sd)
+    assert not any(k.endswith('relative_position_index') for k in adapted)
+    assert adapted['absolute_pos_embed'].shape == dst.absolute_pos_embed.shape
+    table = 'layers.0.blocks.0.attn.relative_position_bias_table'
+    assert sd[table].shape == (225, 1) and adapted[table].shape == (49, 1)
+    assert torch.equal(adapted['patch_embed.proj.weight'], sd['patch_embed.proj.weight'])
+    dst.load_state_dict(sd, strict=False)  # through the pre-hook
+    for key, value in adapted.items():
+        assert torch.equal(dst.state_dict()[key], value), key
+    assert dst.encoder_stride == 32 and toy(arch=dict(embed_dims=16, depths=[1, 1, 1],
+                                                      num_heads=[1, 2, 2]),
+                                            window_size=(4, 4, 4),
+                                            out_indices=(2, )).encoder_stride == 16
+    with pytest.raises(ValueError, match='not a square grid'):
+        dst.adapt_state_dict({'absolute_pos_embed': torch.zeros(1, 15, 16)})
+
+
+def test_forward_dispatches_to_the_two_paths():
+    torch.manual_seed(0)
+    m = toy(out_indices=(1, 3), out_type='featmap').eval()
+    x = torch.randn(2, 3, 64, 64)
+    mask = random_mixing_mask((2, 2), 0.5)
+    with torch.no_grad():
+        latent, mask_out = m(x, mask)
+        feats = m(x)
+        assert torch.equal(latent, m.forward_mixed(x, mask)[0])
+        assert all(torch.equal(a, b) for a, b in zip(feats, m.forward_features(x)))
+    assert latent.shape == (2, 4, 128) and torch.equal(mask_out, mask)
+    assert [tuple(f.shape) for f in feats] == [(2, 32, 8, 8), (2, 128, 2, 2)]

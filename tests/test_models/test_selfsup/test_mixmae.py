@@ -117,3 +117,39 @@ def test_bad_sizes_are_refused_before_compute():
     model = build()
     with pytest.raises(ValueError, match='multiples of 32, got 48x64'):
         model.loss(torch.randn(2, 3, 48, 64))
+
+
+def test_sample_mask_with_a_generator_is_reproducible_and_leaves_global_state():
+    model = build(mask_ratio=0.25, range_mask_ratio=0.5)
+    x = torch.zeros(2, 3, 128, 128)  # 4x4 cells
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = model.sample_mask(x, generator=torch.Generator().manual_seed(7))
+    b = model.sample_mask(x, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.get_rng_state(), before)  # nothing drawn from the global generator
+    assert torch.equal(a, b) and a.shape == (1, 1, 4, 4)
+    # ratio 0.25 + 0.5 * u with u drawn first from the generator, then the cell noise
+    gen = torch.Generator().manual_seed(7)
+    u = float(torch.rand((), generator=gen))
+    expected = int(16 * (0.25 + 0.5 * u))
+    noise = torch.rand(16, generator=gen)
+    assert int(a.sum()) == expected
+    assert set(torch.nonzero(a.reshape(-1)).reshape(-1).tolist()) == \
+        set(torch.argsort(noise)[:expected].tolist())
+    with pytest.raises(ValueError, match='multiples of 32'):
+        model.sample_mask(torch.zeros(2, 3, 100, 128))
+
+
+def test_forward_pretrain_is_what_the_loss_scores():
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(4, 3, 64, 64)
+    mask = torch.tensor([[[[1., 0.], [0., 1.]]]])
+    pred = model.forward_pretrain(x, mask)
+    latent, _ = model.backbone.forward_mixed(x, mask)
+    assert torch.equal(pred, model.neck(latent, mask, dual=True))
+    assert pred.shape == (8, 4, 3072)
+    loss = model.loss(x, mask=mask)['loss']
+    assert torch.equal(loss, model.head.loss(pred, x, mask, dual=True))
+    single = build(backbone=dict(fill_mode='zeros'))
+    assert not single.dual and single.forward_pretrain(x, mask).shape == (4, 4, 3072)
