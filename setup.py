@@ -64,6 +64,32 @@ def read_requirements(name: str):
         return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
 
 
+#: requirements/runtime.txt entries that only the dense glue needs (pip extras)
+DENSE_EXTRAS = {'det': ('mmdet', ), 'seg': ('mmsegmentation', 'ftfy', 'regex')}
+
+
+def _name(requirement: str) -> str:
+    for sep in ('==', '>=', '<=', '~=', '>', '<', '[', ';', ' '):
+        requirement = requirement.split(sep)[0]
+    return requirement.strip().lower()
+
+
+def install_requires():
+    """requirements/runtime.txt minus the dense extras (mmengine, mmpretrain, and the
+    scikit-image / scikit-learn photos the demo and the k-NN tool use)."""
+    dense = {n for names in DENSE_EXTRAS.values() for n in names}
+    return [r for r in read_requirements('runtime.txt') if _name(r) not in dense]
+
+
+def extras_require():
+    """``det`` / ``seg`` from requirements/runtime.txt, ``tests`` from requirements/tests.txt."""
+    runtime = read_requirements('runtime.txt')
+    extras = {extra: [r for r in runtime if _name(r) in names]
+              for extra, names in DENSE_EXTRAS.items()}
+    extras['tests'] = read_requirements('tests.txt')
+    return extras
+
+
 if __name__ == '__main__':
     add_mim_extension()
     setup(
@@ -79,11 +105,8 @@ if __name__ == '__main__':
         include_package_data=True,
         package_data={'mmmixmae': mim_package_data()},
         # mmcv (full, with ops) is built by tools/install/setup_env.sh; mmcv-lite is enough
-        # for the pretraining / classification path, so it is not pinned here.
-        install_requires=['mmengine>=0.10.0,<1.0.0', 'mmpretrain>=1.2.0,<1.3.0'],
-        extras_require={
-            'det': ['mmdet>=3.3.0,<3.4.0'],
-            'seg': ['mmsegmentation>=1.2.2,<1.3.0', 'ftfy', 'regex'],
-            'tests': read_requirements('tests.txt'),
-        },
+        # for the pretraining / classification path, so it is not pinned here.  Every pin
+        # comes from requirements/*.txt (tests/test_structure/test_packaging.py checks it).
+        install_requires=install_requires(),
+        extras_require=extras_require(),
         zip_safe=False)

@@ -12,14 +12,13 @@ AdamW with warm-up and cosine decay, log lines with an ETA, checkpoints.
 At the end it measures, on the same fixed batches of real crops and masks, the reconstruction
 loss of the trained model, of the model before training, and of predicting zeros (about 1.0:
 the norm-pix target has mean 0 and variance 1 in every cell), writes a reconstruction picture
-with ``tools/visualization/visualize_reconstruction.py`` and a ``summary.json``.  It exits with
+with :func:`mmmixmae.apis.visualize.visualize_reconstruction` and a ``summary.json``.  It exits with
 status 1 when the trained loss is not clearly below the zero-prediction loss.
 
 Everything goes to ``work_dirs/demo/``: ``<timestamp>/<timestamp>.log`` (the Runner's log),
 ``iter_*.pth`` checkpoints, ``reconstruction.png``, ``summary.json``.
 """
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -167,19 +166,12 @@ def measure(model, batches, seed: int) -> dict:
     return dict(loss=sum(losses) / len(losses), zero_loss=sum(zeros) / len(zeros))
 
 
-def _load_visualizer():
-    path = osp.join(REPO, 'tools', 'visualization', 'visualize_reconstruction.py')
-    spec = importlib.util.spec_from_file_location('visualize_reconstruction', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(args) -> dict:
     t_start = time.time()
     import torch
 
     import mmmixmae  # noqa: F401  (registers modules, applies compat)
+    from mmmixmae.apis.visualize import visualize_reconstruction
     from mmengine.runner import Runner
     from mmmixmae.apis.common import ToolError, load_tool_config
     from mmmixmae.datasets import packaged_photo_path
@@ -223,10 +215,9 @@ def run(args) -> dict:
     final_ckpt = osp.join(cfg.work_dir, f'iter_{iters}.pth')
     if not osp.isfile(final_ckpt):
         raise RuntimeError(f'the Runner wrote no final checkpoint {final_ckpt}')
-    vis = _load_visualizer()
     picture = osp.join(cfg.work_dir, 'reconstruction.png')
     img1, img2 = packaged_photo_path('astronaut'), packaged_photo_path('china')
-    rec, _, _ = vis.visualize(args.config, final_ckpt, img1, img2, picture, seed=0,
+    rec, _, _ = visualize_reconstruction(args.config, final_ckpt, img1, img2, picture, seed=0,
                               device='cpu')
     log_file = osp.join(cfg.work_dir, runner.timestamp, f'{runner.timestamp}.log')
 

@@ -15,13 +15,13 @@ and standard deviation) and each visible cell with its own statistics; ``--stats
 every cell's true statistics, as the official MAE-style visualizations do.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmmixmae.apis.common import ToolError, run_tool  # noqa: E402
+from mmmixmae.apis.visualize import visualize_reconstruction as visualize  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -67,44 +67,6 @@ def check_args(args):
         raise ToolError(f'--size must be a positive multiple of 32, got {args.size}')
     if args.scale is not None and args.scale < 1:
         raise ToolError(f'--scale must be at least 1, got {args.scale}')
-
-
-def visualize(config, checkpoint, img1, img2, out, seed=0, mask_ratio=None, stats='visible',
-              size=None, scale=None, device='cpu', cfg_options=None, model=None):
-    """Build (or reuse ``model``), reconstruct, save ``out``; returns ``(result, grid, boxes)``."""
-    import torch
-    from PIL import Image
-
-    from mmmixmae.apis.common import (build_model, load_model_weights, load_tool_config,
-                                      normalization_of, read_rgb, resize_center_crop)
-    from mmmixmae.apis.reconstruction import compose_grid, reconstruct_pair
-    cfg = load_tool_config(config, cfg_options)
-    if cfg.model.get('neck') is None or cfg.model.get('head') is None:
-        raise ToolError(f'config {config} has no decoder (model.neck) or loss head '
-                        '(model.head): a MixMAE pretraining config is needed')
-    # decode both images before building the model: a bad image fails fast
-    raw = [read_rgb(img1), read_rgb(img2)]
-    if model is None:
-        model = build_model(cfg, config)
-        load_model_weights(model, checkpoint, require=('backbone.', 'neck.'))
-    try:
-        model = model.to(device).eval()
-    except (RuntimeError, AssertionError) as err:
-        raise ToolError(f'cannot use device {device!r}: {err}') from None
-    if size is None:
-        hw = tuple(model.backbone.img_size)
-    else:
-        hw = (size, size)
-    images = [resize_center_crop(r, hw) for r in raw]
-    mean, std = normalization_of(cfg)
-    names = (osp.basename(img1), osp.basename(img2))
-    with torch.no_grad():
-        result = reconstruct_pair(model, images, mean, std, seed=seed, mask_ratio=mask_ratio,
-                                  stats=stats, names=names)
-    grid, boxes = compose_grid(result, scale=scale, title=osp.basename(checkpoint))
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    Image.fromarray(grid).save(out)
-    return result, grid, boxes
 
 
 def main(argv=None):
