@@ -71,6 +71,7 @@ def trained(tmp_path_factory):
                 lr=_history(runner, 'train/lr'))
 
 
+@pytest.mark.slow
 def test_checkpoint_needs_compat_but_nothing_more(trained):
     ckpt = trained['ckpt']
     assert torch.serialization.get_unsafe_globals_in_checkpoint(

@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from dense_helpers import REPO, Recorder, mean
+from helpers.dense import REPO, Recorder, mean
 
 DET = osp.join(REPO, 'configs', 'mask_rcnn')
 TOY_VOC = osp.join(DET, 'mask-rcnn_mixmae-toy_fpn_1xb2-cpu_coco-voc3.py')

@@ -11,10 +11,6 @@ if str(HERE) not in sys.path:  # `import reliability_testkit`, `import rel_helpe
 import reliability_testkit as kit  # noqa: E402
 
 
-def pytest_configure(config):
-    config.addinivalue_line('markers', 'slow: end-to-end runs of a minute or more')
-
-
 @pytest.fixture(scope='session')
 def photo_folder(tmp_path_factory, shared_data):
     """16 JPEG crops (96 px) of the three real VOC photos, in one flat folder."""

@@ -1,10 +1,6 @@
-import os.path as osp
-import sys
-
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_det'))
-from dense_helpers import pretrained_toy_checkpoint, restore_default_scope  # noqa: E402
+from helpers.dense import pretrained_toy_checkpoint, restore_default_scope
 
 
 @pytest.fixture(scope='session')

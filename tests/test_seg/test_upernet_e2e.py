@@ -12,7 +12,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from dense_helpers import REPO, Recorder, mean
+from helpers.dense import REPO, Recorder, mean
 
 SEG = osp.join(REPO, 'configs', 'upernet')
 TOY = osp.join(SEG, 'upernet_mixmae-toy_1xb2-cpu_ade3-256x256.py')

@@ -53,6 +53,7 @@ def test_short_demo_learns(tmp_path):
     assert summary['picture_loss'] < summary['picture_zero_loss']
 
 
+@pytest.mark.slow
 def test_demo_argument_errors(tmp_path):
     env = _env()
     bad = subprocess.run([sys.executable, str(DEMO), '--iters', '0'], capture_output=True,

@@ -21,6 +21,7 @@ def _one_line_error(returncode, stderr, *needles):
         assert needle in errors[0], errors[0]
 
 
+@pytest.mark.slow
 def test_train_missing_config(tmp_path):
     """The real script, in a subprocess."""
     missing = tmp_path / 'no_such_config.py'

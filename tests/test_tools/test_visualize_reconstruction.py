@@ -218,6 +218,7 @@ def test_user_errors(tool, toy_checkpoint, photos, tmp_path, capsys):
     assert not os.path.exists(out)
 
 
+@pytest.mark.slow
 def test_cli_subprocess_no_traceback(toy_checkpoint, photos, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
     out = tmp_path / 'cli.png'
