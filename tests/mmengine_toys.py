@@ -1,6 +1,6 @@
 """Tiny mmengine components shared by tests/test_compat and tests/test_tools.
 
-Import name ``mmengine_toys`` (the tests put ``tests/`` on ``sys.path`` and, for
+Import name ``mmengine_toys`` (``pytest.ini`` puts ``tests/`` on the import path and, for
 subprocesses, on ``PYTHONPATH``; configs reach it with ``custom_imports``).
 Everything is registered in mmengine's root registries with ``force=True`` so
 that re-importing the module is harmless.

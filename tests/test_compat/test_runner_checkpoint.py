@@ -7,7 +7,6 @@ import subprocess
 import sys
 import uuid
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from mmengine.runner import Runner
 from mmmixmae.checkpoint import load_checkpoint_safely
 from mmmixmae.compat import apply_compat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mmengine_toys  # noqa: E402,F401  (registers the toy components)
 
 apply_compat()

@@ -1,14 +1,7 @@
 """Fixtures of the reliability tests: folders of crops of the real sample photos."""
-import sys
-from pathlib import Path
-
 import pytest
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # `import reliability_testkit`, `import rel_helpers`
-    sys.path.insert(0, str(HERE))
-
-import reliability_testkit as kit  # noqa: E402
+import reliability_testkit as kit
 
 
 @pytest.fixture(scope='session')

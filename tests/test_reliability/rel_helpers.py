@@ -13,8 +13,6 @@ PRETRAIN_CFG = CONFIGS / 'pretrain_epochs_toy.py'
 FINETUNE_CFG = CONFIGS / 'finetune_layer_decay_toy.py'
 TOY_CFG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 
-if str(HERE) not in sys.path:  # `import reliability_testkit`
-    sys.path.insert(0, str(HERE))
 
 
 def train_env(threads=1):

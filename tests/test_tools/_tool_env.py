@@ -11,8 +11,6 @@ TOY_CONFIG = TESTS / 'test_tools' / 'configs' / 'toy_regression.py'
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
 
-if str(TESTS) not in sys.path:  # for `import mmengine_toys`
-    sys.path.insert(0, str(TESTS))
 
 
 def tool_env(threads=1):

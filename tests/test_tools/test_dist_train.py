@@ -2,12 +2,10 @@
 (torch.distributed.run, gloo via mmmixmae.compat)."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tool_env import REPO, TOY_CONFIG, TRAIN, free_port, tool_env  # noqa
 
 import mmengine_toys  # noqa: E402

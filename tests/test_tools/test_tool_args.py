@@ -1,11 +1,8 @@
 """Argument checking and config overrides of tools/train.py and tools/test.py
 (mmmixmae.utils.cli)."""
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tool_env import TOY_CONFIG, TRAIN, run_tool  # noqa: E402
 
 from mmmixmae.utils import cli  # noqa: E402

@@ -2,12 +2,9 @@
 (single process, CPU): the numbers they produce, not only that they ran."""
 import pickle
 import re
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tool_env import TEST, TOY_CONFIG, TRAIN, run_tool  # noqa: E402
 
 import mmengine_toys  # noqa: E402
