@@ -112,6 +112,8 @@ def test_attn_path_names():
     with pytest.raises(ValueError, match="attn_path must be one of.*'flash'"):
         MixMAESwin(arch=ARCH_224, img_size=64, window_size=(4, 4, 2, 2), attn_path='flash')
     assert resolve_attn_path('auto') == 'grouped'
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert resolve_attn_path('auto', 'cpu') == 'dense'
     assert resolve_attn_path('dense') == 'dense'
     two_blocks = dict(ARCH_224, depths=[2, 2, 2, 2])  # shifted windows in every second block
     model = MixMAESwin(arch=two_blocks, img_size=64, window_size=(4, 4, 2, 2), shift_window=True,

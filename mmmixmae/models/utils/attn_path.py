@@ -5,8 +5,9 @@
 * ``'dense'``: full ``N x N`` window attention plus an additive ``0 / -inf`` isolation
   pattern (``attention.isolation_pattern``);
 * ``'grouped'``: attention only within each image's group (``grouped_attention.py``);
-* ``'auto'``: ``'grouped'`` (it was faster on every device and dtype measured, see
-  docs/en/benchmarks.md), logged once per process.
+* ``'auto'``: ``'grouped'`` in fp32, ``'dense'`` under autocast (on the CPU the grouped
+  path's many small bf16 products made the step about 2x slower, see docs/en/benchmarks.md;
+  not yet measured on a GPU), each pick logged once per process.
 
 The structure (pattern or plan) is built once per stage and step by :func:`build_stage_plan`
 and shared by all blocks of the stage; blocks of another window size (global attention)
@@ -31,17 +32,19 @@ def check_attn_path(path: str) -> None:
         raise ValueError(f'attn_path must be one of {ATTN_PATHS}, got {path!r}')
 
 
-def resolve_attn_path(path: str) -> str:
-    """``'auto'`` -> the path it stands for (logged the first time)."""
+def resolve_attn_path(path: str, device_type: str = 'cpu') -> str:
+    """``'auto'`` -> the path it stands for on ``device_type`` now (logged once per pick)."""
     check_attn_path(path)
     if path != 'auto':
         return path
-    if not _AUTO_LOGGED:
-        print_log("attn_path='auto' picked 'grouped' (attention only within each image's "
-                  'group; exact, fewer multiply-adds than the dense masked path)',
-                  logger='current')
-        _AUTO_LOGGED.append(True)
-    return 'grouped'
+    autocast = torch.is_autocast_enabled(device_type)
+    pick = 'dense' if autocast else 'grouped'
+    if pick not in _AUTO_LOGGED:
+        why = ('autocast is on: the grouped path was slower under bf16 on the CPU' if autocast
+               else "fp32: attention only within each image's group, exact, fewer multiply-adds")
+        print_log(f"attn_path='auto' picked {pick!r} ({why})", logger='current')
+        _AUTO_LOGGED.append(pick)
+    return pick
 
 
 class StageAttnPlan:
@@ -83,4 +86,4 @@ class StageAttnPlan:
 
 def build_stage_plan(path: str, mask: torch.Tensor, hw: Tuple[int, int]) -> StageAttnPlan:
     """Resolve ``path`` and wrap the stage's ``[1, H*W, 1]`` mask for its blocks."""
-    return StageAttnPlan(resolve_attn_path(path), mask, hw)
+    return StageAttnPlan(resolve_attn_path(path, mask.device.type), mask, hw)
