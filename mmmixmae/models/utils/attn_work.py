@@ -41,8 +41,8 @@ def attention_work(backbone, img_size: int = 224, mask_ratio: float = 0.5, num_m
             attn = stage.blocks[0].attn
             plan = build_group_plan(m, hw, attn.window_size, attn.relative_position_index, pad_tol)
             grouped, dense = plan.work()
-            per_entry = 2 * backbone.num_heads[i] * (backbone.embed_dims * 2**i // backbone.num_heads[i])
-            per_entry *= len(stage.blocks)
+            # 2 products x nH heads x d channels = 2 x C, per entry and block
+            per_entry = 2 * backbone.embed_dims * 2**i * len(stage.blocks)
             for j, e in enumerate((dense, grouped, plan.exact_work())):
                 sums[i][j] += per_entry * e / num_masks
     stages: List[Dict[str, float]] = []

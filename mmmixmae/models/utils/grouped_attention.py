@@ -74,7 +74,7 @@ class GroupPlan:
     piece_sizes: Tuple[int, ...]
 
     def work(self) -> Tuple[int, int]:
-        """``(grouped, dense)`` score-matrix entries per image and head (``sum K P^2``, ``nW N^2``)."""
+        """``(grouped, dense)`` score entries per image and head: ``sum K P^2``, ``nW N^2``."""
         grouped = sum(b.num_pieces * b.size**2 for b in self.buckets)
         return grouped, self.num_windows * self.window_tokens**2
 
@@ -114,7 +114,8 @@ def build_group_plan(mask: torch.Tensor, hw: Tuple[int, int], window_size: Tuple
     if h % window_size[0] or w % window_size[1]:
         raise ValueError(f'grouped attention: window {window_size} does not divide the grid {hw}')
     if mask.numel() != h * w:
-        raise ValueError(f'grouped attention: mask has {mask.numel()} entries, grid {hw} has {h * w}')
+        raise ValueError(f'grouped attention: mask has {mask.numel()} entries, '
+                         f'grid {hw} has {h * w}')
     if pad_tol < 0:
         raise ValueError(f'grouped attention: pad_tol must be >= 0, got {pad_tol}')
     device = mask.device
