@@ -86,7 +86,11 @@ def test_pretraining_config_counts_encoder_and_dual_decoder(tool, capsys):
     from mmmixmae.apis.common import build_model, load_tool_config
     from mmmixmae.apis.complexity import count_flops
     from mmmixmae.models.utils.mixing import random_mixing_mask
-    res = tool.main([str(TOY_CONFIG)])
+    # the dense attention path: the same matmul shapes as the plain encoder (the grouped
+    # path, picked by attn_path='auto' in fp32, counts only the within-image attention)
+    res = tool.main([str(TOY_CONFIG), '--cfg-options', 'model.backbone.attn_path=dense'])
+    grouped = tool.main([str(TOY_CONFIG), '--cfg-options', 'model.backbone.attn_path=grouped'])
+    assert grouped['flops'] < res['flops']
     out = capsys.readouterr().out
     assert res['kind'] == 'mixmae-pretrain'
     assert 'pretraining forward' in out

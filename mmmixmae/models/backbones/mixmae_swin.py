@@ -23,6 +23,7 @@ from mmpretrain.registry import MODELS
 
 from ..utils.attention import (DropPath, Mlp, WindowAttention, isolation_pattern,
                                shifted_window_pattern)
+from ..utils.attn_path import StageAttnPlan, build_stage_plan, check_attn_path
 from ..utils.mixing import mix_tokens, stage_masks
 from ..utils.pos_embed import build_2d_sincos_pos_embed, resize_pos_embed
 from ..utils.rel_pos import resize_rel_pos_table, window_from_table_length
@@ -100,27 +101,29 @@ class MixMAEBlock(nn.Module):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int],
-                iso_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                iso: Optional[StageAttnPlan] = None) -> torch.Tensor:
         """
         Args:
             x: ``[B, H*W, C]``.
             hw: ``(H, W)``.
-            iso_mask: ``[1, H*W, 1]`` mixing mask of this stage (pretraining), or None.
+            iso: the stage's isolation structure (pretraining, built once per stage by
+                :class:`MixMAEStage`), or None.
         """
         b, length, c = x.shape
         h, w = hw
         shortcut = x
+        window = (h, w) if self.global_attn else self.window_size
+        if iso is not None and iso.path == 'grouped':
+            if any(self.shift):
+                raise ValueError("attn_path='grouped' cannot run shifted windows (the mixing "
+                                 "groups are defined on unshifted windows): use attn_path='dense'")
+            x = self.attn.forward_grouped(self.norm1(x), iso.get(window, self.attn))
+            x = shortcut + self.drop_path(x)
+            return x + self.drop_path(self.mlp(self.norm2(x)))
         x = self.norm1(x).view(b, h, w, c)
-        if self.global_attn:
-            window = (h, w)
-        else:
-            window = self.window_size
         x, pad_h, pad_w = pad_to_multiple(x, window)
         hp, wp = x.shape[1], x.shape[2]
-        pattern = None
-        if iso_mask is not None:
-            m, _, _ = pad_to_multiple(iso_mask.reshape(1, h, w, 1), window)
-            pattern = isolation_pattern(m.reshape(1, -1, 1), (hp, wp), window)
+        pattern = iso.get(window, self.attn) if iso is not None else None
         if any(self.shift) and not self.global_attn:
             x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(1, 2))
             pattern = shifted_window_pattern((hp, wp), window, self.shift, x.device)
@@ -139,9 +142,12 @@ class MixMAEStage(nn.Module):
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, window_size: Tuple[int, int],
                  drop_paths: Sequence[float], downsample: bool, shift: bool = False,
-                 global_blocks: Sequence[int] = (), with_cp: bool = False, **block_kwargs):
+                 global_blocks: Sequence[int] = (), with_cp: bool = False,
+                 attn_path: str = 'auto', **block_kwargs):
         super().__init__()
+        check_attn_path(attn_path)
         self.with_cp = with_cp
+        self.attn_path = attn_path
         self.blocks = nn.ModuleList([
             MixMAEBlock(embed_dims, num_heads, window_size, drop_path=drop_paths[j],
                         shift=shift and j % 2 == 1, global_attn=j in global_blocks,
@@ -151,12 +157,19 @@ class MixMAEStage(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int],
                 iso_mask: Optional[torch.Tensor] = None):
-        """Returns ``(stage_output, hw, next_input, next_hw)``."""
+        """Returns ``(stage_output, hw, next_input, next_hw)``.
+
+        The isolation structure (dense pattern or grouped plan) is built here once per call
+        and shared by all blocks.
+        """
+        iso = None
+        if iso_mask is not None:
+            iso = build_stage_plan(self.attn_path, iso_mask, hw)
         for block in self.blocks:
             if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, hw, iso_mask, use_reentrant=False)
+                x = cp.checkpoint(block, x, hw, iso, use_reentrant=False)
             else:
-                x = block(x, hw, iso_mask)
+                x = block(x, hw, iso)
         if self.downsample is None:
             return x, hw, x, hw
         down, down_hw = self.downsample(x, hw)
@@ -187,7 +200,11 @@ class MixMAESwin(BaseModule):
         frozen_stages: freeze the stem (0) and stages ``< frozen_stages``; -1 freezes nothing.
         use_fused_attn: ``True``: ``scaled_dot_product_attention``; ``False``: the reference
             path; ``'auto'``: fused on accelerators and without gradients, reference for CPU
-            training (faster there, see ``models/utils/attention.py``).
+            training (faster there, see ``models/utils/attention.py``).  Dense path only.
+        attn_path: how pretraining attention keeps the two images apart: ``'dense'`` (full
+            window attention with an additive ``-inf`` mask), ``'grouped'`` (attention only
+            within each image's group, ``models/utils/grouped_attention.py``) or ``'auto'``
+            (see ``models/utils/attn_path.py``; logs its pick once).
     """
     arch_zoo: Dict[str, dict] = {
         'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
@@ -222,6 +239,7 @@ class MixMAESwin(BaseModule):
                  with_cp: bool = False,
                  frozen_stages: int = -1,
                  use_fused_attn: Union[bool, str] = 'auto',
+                 attn_path: str = 'auto',
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
@@ -253,6 +271,8 @@ class MixMAESwin(BaseModule):
             raise ValueError(f'frozen_stages {frozen_stages} is outside -1..{self.num_stages}')
         self.frozen_stages = frozen_stages
         self.use_fused_attn = use_fused_attn
+        check_attn_path(attn_path)
+        self.attn_path = attn_path
 
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)
         self.patch_grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
@@ -289,7 +309,8 @@ class MixMAESwin(BaseModule):
                     dims, depth, self.num_heads[i], self.window_sizes[i], dpr[first:first + depth],
                     downsample=i < self.num_stages - 1, shift=shift_window,
                     global_blocks=[g - first for g in global_attn_indexes if first <= g < first + depth],
-                    with_cp=with_cp, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                    with_cp=with_cp, attn_path=attn_path, mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias, drop=drop_rate,
                     attn_drop=attn_drop_rate, use_fused_attn=use_fused_attn))
             self.num_features.append(dims)
         self.norm = nn.LayerNorm(self.num_features[-1])

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .grouped_attention import GroupPlan, grouped_attention
 from .rel_pos import get_relative_position_index, resize_rel_pos_table, table_shape
 from .windows import window_partition
 
@@ -161,6 +162,23 @@ class WindowAttention(nn.Module):
             attn = F.dropout(attn, drop, training=self.training)
             out = attn @ v
         out = out.reshape(bw, heads, n, c // heads).transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
+
+    def forward_grouped(self, x: torch.Tensor, plan: GroupPlan) -> torch.Tensor:
+        """Attention within each image group only (see ``grouped_attention.py``).
+
+        Args:
+            x: ``[B, H*W, C]`` tokens in grid order (no window partition needed).
+            plan: the stage's plan, built for this module's window size.
+
+        Returns:
+            ``[B, H*W, C]``.
+        """
+        if plan.window_tokens != self.window_size[0] * self.window_size[1]:
+            raise ValueError(f'grouped attention: the plan is for {plan.window_tokens}-token '
+                             f'windows, this block uses {self.window_size}')
+        out = grouped_attention(self.qkv(x), plan, self.relative_position_bias_table,
+                                self.num_heads, self.scale, self.attn_drop, self.training)
         return self.proj_drop(self.proj(out))
 
 

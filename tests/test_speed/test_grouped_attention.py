@@ -1,0 +1,122 @@
+"""The grouped (isolation-aware) attention path equals the dense masked path, never leaks."""
+import pytest
+import torch
+
+import mmmixmae  # noqa: F401
+from mmpretrain.registry import MODELS
+
+from mmmixmae.models.backbones.mixmae_swin import MixMAESwin
+from mmmixmae.models.utils.attn_path import resolve_attn_path
+from mmmixmae.models.utils.attn_work import attention_work
+from mmmixmae.models.utils.grouped_attention import build_group_plan
+from mmmixmae.models.utils.mixing import random_mixing_mask, stage_masks
+from mmmixmae.models.utils.rel_pos import get_relative_position_index
+
+# 224 px with Swin/W14 windows: stage-0 windows (56 px) straddle the 32-px mixing cells
+ARCH_224 = dict(embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+
+
+def build(path: str, img: int = 224, windows=(14, 14, 14, 7)):
+    cfg = dict(type='MixMAE',
+               backbone=dict(type='MixMAESwin', arch=ARCH_224, img_size=img,
+                             window_size=windows, attn_path=path),
+               neck=dict(type='MixMAEDecoder', in_channels=64, embed_dims=16, depth=1,
+                         num_heads=2, img_size=img),
+               head=dict(type='MixMAEPretrainHead', patch_size=32, norm_pix=True))
+    return MODELS.build(cfg)
+
+
+def run(model, x, mask):
+    latent, _ = model.backbone(x, mask)
+    loss = model.loss(x, mask=mask)['loss']
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return latent.detach(), loss.detach(), grads
+
+
+@pytest.mark.parametrize('img,windows,ratio', [(224, (14, 14, 14, 7), 0.5),
+                                               (224, (14, 14, 14, 7), 0.0),
+                                               (224, (14, 14, 14, 7), 1.0),
+                                               (64, (4, 4, 2, 2), 0.5),
+                                               (64, (2, 2, 1, 1), 0.25)])
+def test_grouped_equals_dense_latent_loss_and_gradients(img, windows, ratio):
+    torch.manual_seed(0)
+    dense = build('dense', img, windows)
+    grouped = build('grouped', img, windows)
+    grouped.load_state_dict(dense.state_dict())
+    x = torch.randn(2, 3, img, img)
+    mask = random_mixing_mask((img // 32, img // 32), ratio,
+                              generator=torch.Generator().manual_seed(3))
+    ld, lossd, gd = run(dense, x, mask)
+    lg, lossg, gg = run(grouped, x, mask)
+    assert gd.keys() == gg.keys() and len(gd) > 20
+    torch.testing.assert_close(lg, ld, atol=1e-5, rtol=0)
+    torch.testing.assert_close(lossg, lossd, atol=1e-5, rtol=0)
+    for name in gd:
+        torch.testing.assert_close(gg[name], gd[name], atol=1e-5, rtol=1e-5, msg=name)
+    assert ld.abs().max() > 0.1  # not a trivially zero latent
+
+
+@pytest.mark.parametrize('dtype', [None, torch.bfloat16, torch.float16])
+def test_grouped_path_never_leaks_across_images(dtype):
+    """Changing what sample 1 takes from its partner leaves its own-image latent bit-equal."""
+    torch.manual_seed(0)
+    model = MixMAESwin(arch=ARCH_224, img_size=224, attn_path='grouped').eval()
+    mask = random_mixing_mask((7, 7), 0.5, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, 3, 224, 224)
+    # sample 1 holds image 0 at the mask-1 cells: perturb image 0 only there
+    cells = torch.nn.functional.interpolate(mask, size=(224, 224), mode='nearest')
+    y = x.clone()
+    y[0] += 3. * cells[0]
+    with torch.no_grad(), torch.autocast('cpu', dtype=dtype or torch.bfloat16,
+                                         enabled=dtype is not None):
+        a, _ = model(x, mask)
+        b, _ = model(y, mask)
+    own = mask.reshape(-1) == 0
+    assert torch.equal(a[1][own], b[1][own])
+    assert (a[1][~own] - b[1][~own]).abs().max() > 1e-3  # the perturbation did arrive
+    assert torch.equal(a[0], b[0])  # sample 0 holds image 0 only at the mask-0 cells
+
+
+def test_plan_is_a_permutation_with_little_padding():
+    mask = stage_masks(random_mixing_mask((7, 7), 0.5, generator=torch.Generator().manual_seed(0)),
+                       [(56, 56)])[0]
+    plan = build_group_plan(mask, (56, 56), (14, 14), get_relative_position_index((14, 14)))
+    assert sorted(plan.src[plan.inverse].tolist()) == list(range(56 * 56))
+    assert torch.equal(plan.src[plan.inverse], torch.arange(56 * 56))
+    assert sum(plan.piece_sizes) == 56 * 56
+    grouped, dense = plan.work()
+    assert dense == 16 * 196**2
+    assert plan.exact_work() <= grouped <= 1.1 * plan.exact_work()
+    # a ratio of 0 keeps every window whole: one exact bucket of 16 pieces of 196 tokens
+    whole = build_group_plan(torch.zeros(1, 56 * 56, 1), (56, 56), (14, 14),
+                             get_relative_position_index((14, 14)))
+    assert [(b.num_pieces, b.size, b.key_pad) for b in whole.buckets] == [(16, 196, None)]
+
+
+def test_attention_work_share_at_ratio_half_224():
+    report = attention_work(MixMAESwin(arch='base'), img_size=224, mask_ratio=0.5, num_masks=4)
+    stages = report['stages']
+    # 24 of 49 cells mixed; one window per stage (2x2-token cells at stage 2, 1 at stage 3)
+    assert stages[2]['exact_share'] == pytest.approx((24**2 + 25**2) / 49**2, abs=1e-12)
+    assert stages[3]['exact_share'] == pytest.approx((24**2 + 25**2) / 49**2, abs=1e-12)
+    assert 0.55 < stages[0]['exact_share'] < 0.65  # windows straddle the cells
+    assert report['total']['exact_share'] <= report['total']['share'] <= 0.6
+    # 2 * nW * N^2 * C per block: (16 windows, 128 ch, 2 blocks), (4, 256, 2), (1, 512, 18),
+    # and stage 3's one 49-token window (1024 ch, 2 blocks)
+    dense = 2 * 196**2 * (16 * 128 * 2 + 4 * 256 * 2 + 512 * 18) + 2 * 49**2 * 1024 * 2
+    assert report['total']['dense_macs'] == pytest.approx(dense, rel=1e-12)
+
+
+def test_attn_path_names():
+    with pytest.raises(ValueError, match="attn_path must be one of.*'flash'"):
+        MixMAESwin(arch=ARCH_224, img_size=64, window_size=(4, 4, 2, 2), attn_path='flash')
+    assert resolve_attn_path('auto') == 'grouped'
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert resolve_attn_path('auto', 'cpu') == 'dense'
+    assert resolve_attn_path('dense') == 'dense'
+    two_blocks = dict(ARCH_224, depths=[2, 2, 2, 2])  # shifted windows in every second block
+    model = MixMAESwin(arch=two_blocks, img_size=64, window_size=(4, 4, 2, 2), shift_window=True,
+                       attn_path='grouped')
+    with pytest.raises(ValueError, match="attn_path='grouped' cannot run shifted windows"):
+        model(torch.randn(2, 3, 64, 64), random_mixing_mask((2, 2), 0.5))
