@@ -531,4 +531,6 @@ def apply_compat() -> None:
     _patch_init_dist()
     _patch_wrap_model()
     _patch_amp_optim_wrapper()
+    from . import compat_mmcv_lowp  # float32 around mmcv CPU ops under bf16 autocast
+    compat_mmcv_lowp.apply()
     _applied = True
