@@ -29,6 +29,10 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
+    # official main_pretrain.py: drop_last=True.  Keeping the short last batch would give an
+    # odd-sized batch whose middle image is mixed with itself (sample i is mixed with B-1-i)
+    # and one extra iteration per epoch (626 instead of 625 on ImageNet at 16 x 128)
+    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='train',
@@ -41,9 +45,10 @@ model = dict(
     range_mask_ratio=0.0,
     backbone=dict(type='MixMAESwin', arch='base', img_size=224, window_size=(14, 14, 14, 7),
                   drop_path_rate=0.0, fill_mode='mix', attn_isolation=True),
-    neck=dict(type='MixMAEDecoder', in_channels=1024, embed_dims=512, depth=8, num_heads=16,
-              mlp_ratio=4., img_size=224, encoder_stride=32),
-    head=dict(type='MixMAEPretrainHead', patch_size=32, norm_pix=True, eps=1e-6))
+    # the decoder's in_channels / img_size / encoder_stride and the head's patch_size are
+    # taken from the backbone by MixMAE (a stated value must agree, or the build fails)
+    neck=dict(type='MixMAEDecoder', embed_dims=512, depth=8, num_heads=16, mlp_ratio=4.),
+    head=dict(type='MixMAEPretrainHead', norm_pix=True, eps=1e-6))
 
 # ---------------------------------------------------------------- schedule
 total_batch = 2048
