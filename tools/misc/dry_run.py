@@ -1,7 +1,8 @@
 """Run a real config for a few iterations and one validation pass on this CPU.
 
     python tools/misc/dry_run.py CONFIG [--data-root DIR] [--iters N] [--batch-size B]
-        [--val-samples V] [--checkpoint CKPT] [--work-dir DIR] [--cfg-options k=v ...]
+        [--val-samples V] [--image-scale F] [--checkpoint CKPT] [--work-dir DIR]
+        [--cfg-options k=v ...]
 
 The config's own pipelines, dataset classes, samplers, model, optimizer constructor, param
 schedulers, hooks and evaluator run through mmengine's ``Runner`` (mmpretrain, mmdet and mmseg
@@ -105,6 +106,9 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=2, help='training batch size (2)')
     p.add_argument('--val-samples', type=int, default=None,
                    help='validate on the first V samples only (default: all)')
+    p.add_argument('--image-scale', type=float, default=None,
+                   help='opt-in: multiply detection / segmentation resize and crop sizes by '
+                   'this factor (e.g. 0.25); printed with the other changes')
     p.add_argument('--checkpoint', help='pretrained file for init_cfg=Pretrained (default: '
                    'random init)')
     p.add_argument('--work-dir', help='keep logs/checkpoints here (default: a temporary '
@@ -123,7 +127,7 @@ def dry_run(args) -> Dict:
         cfg.merge_from_dict(args.cfg_options)
     changes = adapt_for_cpu(cfg, batch_size=args.batch_size, iters=args.iters,
                             data_root=args.data_root, checkpoint=args.checkpoint,
-                            val_samples=args.val_samples)
+                            val_samples=args.val_samples, image_scale=args.image_scale)
     print(f'dry run of {args.config}: {len(changes)} changes for one CPU process')
     for line in changes:
         print(f'  {line}')

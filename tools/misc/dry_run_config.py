@@ -139,12 +139,58 @@ def adapt_length(cfg, iters: int, batch_size: int, val_samples: Optional[int],
         _set(cfg.val_dataloader.dataset, 'indices', val_samples, 'val_dataloader.dataset', log)
 
 
+#: transforms whose size fields ``--image-scale`` multiplies (detection / segmentation)
+RESIZE_TYPES = ('Resize', 'RandomResize', 'RandomChoiceResize', 'RandomCrop')
+SIZE_KEYS = ('scale', 'scales', 'crop_size')
+IMAGE_LEVEL_TYPES = ('RandomResizedCrop', 'CenterCrop', 'ResizeEdge')
+
+
+def _scaled(value: Any, factor: float, multiple: int) -> Any:
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scaled(v, factor, multiple) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return max(multiple, int(round(value * factor / multiple)) * multiple)
+    return value
+
+
+def adapt_image_scale(cfg, factor: float, log: List[str]) -> None:
+    """Opt-in (``--image-scale F``): multiply the sizes of the detection / segmentation
+    resize and crop transforms (and the segmentor's pad size) by ``F``.  Image-level
+    pipelines (pretraining, classification) are refused: their crop is fixed by
+    ``model.backbone.img_size``."""
+    if not 0 < factor <= 1:
+        raise ValueError(f'--image-scale {factor} must be in (0, 1]')
+
+    def visit(node: dict, path: str) -> None:
+        if node.get('type') in IMAGE_LEVEL_TYPES:
+            raise ValueError(f'--image-scale: {path} is {node["type"]}, whose size is fixed by '
+                             'model.backbone.img_size; use it for detection / segmentation')
+        if node.get('type') in RESIZE_TYPES:
+            for key in SIZE_KEYS:
+                if key in node:
+                    old = node[key]
+                    node[key] = _scaled(old, factor, 32 if key == 'crop_size' else 1)
+                    log.append(f'{path}.{key}: {old!r} -> {node[key]!r}')
+
+    for name in LOADERS:
+        if cfg.get(name):
+            _walk(cfg[name].get('dataset'), f'{name}.dataset', visit)
+    pre = (cfg.get('model') or {}).get('data_preprocessor') or {}
+    if pre.get('size'):
+        old = pre['size']
+        pre['size'] = _scaled(old, factor, 32)
+        log.append(f'model.data_preprocessor.size: {old!r} -> {pre["size"]!r}')
+
+
 def adapt_for_cpu(cfg, *, batch_size: int, iters: int, data_root: Optional[str],
-                  checkpoint: Optional[str], val_samples: Optional[int] = None) -> List[str]:
+                  checkpoint: Optional[str], val_samples: Optional[int] = None,
+                  image_scale: Optional[float] = None) -> List[str]:
     """Apply every change in place; returns the list of changes, one line each."""
     if iters < 1 or batch_size < 1:
         raise ValueError(f'--iters {iters} and --batch-size {batch_size} must be >= 1')
     log: List[str] = []
+    if image_scale is not None:
+        adapt_image_scale(cfg, image_scale, log)
     if data_root:
         adapt_data_root(cfg, data_root, log)
     adapt_loaders(cfg, batch_size, log)
