@@ -18,6 +18,7 @@ iteration, seconds per iteration, the process's peak resident memory, the parame
 the validation metrics.
 """
 import argparse
+import numbers
 import os
 import os.path as osp
 import resource
@@ -92,7 +93,7 @@ def format_report(rec: DryRunRecorder, params: int, trainable: int, rss: float,
     if rec.metrics is None:
         lines.append('  validation: none (the config has no validation loop)')
     else:
-        vals = ', '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
+        vals = ', '.join(f'{k}={float(v):.4f}' if isinstance(v, numbers.Real) else f'{k}={v}'
                          for k, v in rec.metrics.items()) or '{} (the evaluator returned none)'
         lines.append(f'  validation ({rec.val_seconds:.1f} s): {vals}')
     return lines
