@@ -80,7 +80,8 @@ def adapt_data_root(cfg, data_root: str, log: List[str]) -> None:
             for old in olds:
                 if v == old or v.startswith(old.rstrip('/') + '/'):
                     rest = v[len(old.rstrip('/')):].lstrip('/')
-                    node[k] = new + rest if rest else new.rstrip('/')
+                    node[k] = new + rest if rest else (new if v.endswith('/') else
+                                                       new.rstrip('/'))
                     log.append(f'{path}.{k}: {v!r} -> {node[k]!r}')
                     break
 
