@@ -35,11 +35,27 @@ def mini_data(shared_data, tmp_path_factory) -> str:
     return out
 
 
+def _visualizer_classes():
+    from mmengine.visualization import Visualizer
+    todo, seen = [Visualizer], []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return seen
+
+
 @pytest.fixture(autouse=True)
-def _restore_default_scope():
-    """A Runner or a scoped build leaves its DefaultScope behind; forget new ones."""
+def _restore_global_instances():
+    """A Runner leaves its DefaultScope and its named visualizer (mmdet/mmseg configs name it
+    'visualizer') as process-wide instances; a later Runner in the same process would reuse
+    that visualizer and write into the earlier run's (deleted) work dir.  Forget new ones."""
     from mmengine.registry import DefaultScope
     before = set(DefaultScope._instance_dict)
+    vis_before = {cls: set(cls._instance_dict) for cls in _visualizer_classes()}
     yield
     for name in [n for n in DefaultScope._instance_dict if n not in before]:
         DefaultScope._instance_dict.pop(name)
+    for cls in _visualizer_classes():
+        for name in [n for n in cls._instance_dict if n not in vis_before.get(cls, ())]:
+            cls._instance_dict.pop(name)

@@ -98,7 +98,7 @@ def test_finetune_base_224(misc, mini_data):
     # 1000 classes, label smoothing + mixup: about ln(1000) = 6.9 at random init
     assert 6.0 < out['losses'][0]['loss'] < 8.0
     assert set(out['metrics']) == {'accuracy/top1', 'accuracy/top5'}
-    assert out['params'] == 87_768_224
+    assert out['params'] == 88_344_352
 
 
 @pytest.mark.slow

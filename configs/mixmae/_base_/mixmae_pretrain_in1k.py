@@ -2,7 +2,8 @@
 # ImageNet-1K in mmpretrain's layout, RandomResizedCrop(224, 0.2-1.0, bicubic) + flip,
 # AdamW(0.9, 0.95), lr = 1.5e-4 x total batch / 256, weight decay 0.05 without decay for 1-D
 # parameters and biases, 40 linear warm-up epochs then half-cosine to 0 (per iteration),
-# mixed precision.  Arch-specific configs set the model and the number of epochs.
+# drop_last=True, mixed precision (bfloat16: a deliberate difference, see optim_wrapper).
+# Arch-specific configs set the model and the number of epochs.
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms'],
                       allow_failed_imports=False)
@@ -54,6 +55,10 @@ model = dict(
 total_batch = 2048
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    # differs from the official code on purpose: bfloat16 instead of torch.cuda.amp's float16
+    # (float32's exponent range, no loss scaling needed; what CPU autocast supports).  The
+    # official float16 path: --cfg-options optim_wrapper.dtype=float16 (dynamic loss scale
+    # below).  See docs/en/pretrain.md, "Where this recipe differs".
     dtype='bfloat16',
     loss_scale='dynamic',
     # fused=True: torch's single-kernel AdamW (same update rule; 10x+ faster than the
