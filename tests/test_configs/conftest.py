@@ -50,8 +50,13 @@ def _restore_global_instances():
     """A Runner leaves its DefaultScope and its named visualizer (mmdet/mmseg configs name it
     'visualizer') as process-wide instances; a later Runner in the same process would reuse
     that visualizer and write into the earlier run's (deleted) work dir.  Forget new ones."""
+    import time
+
     from mmengine.registry import DefaultScope
     before = set(DefaultScope._instance_dict)
+    # plain model builds here go through mmpretrain's registry, whatever scope an earlier
+    # test left current (a Runner sets its own scope on top of this one)
+    DefaultScope.get_instance(f'test_configs-{time.time()}', scope_name='mmpretrain')
     vis_before = {cls: set(cls._instance_dict) for cls in _visualizer_classes()}
     yield
     for name in [n for n in DefaultScope._instance_dict if n not in before]:
