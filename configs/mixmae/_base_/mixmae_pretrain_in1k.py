@@ -2,7 +2,8 @@
 # ImageNet-1K in mmpretrain's layout, RandomResizedCrop(224, 0.2-1.0, bicubic) + flip,
 # AdamW(0.9, 0.95), lr = 1.5e-4 x total batch / 256, weight decay 0.05 without decay for 1-D
 # parameters and biases, 40 linear warm-up epochs then half-cosine to 0 (per iteration),
-# mixed precision.  Arch-specific configs set the model and the number of epochs.
+# drop_last=True, mixed precision (bfloat16: a deliberate difference, see optim_wrapper).
+# Arch-specific configs set the model and the number of epochs.
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['mmmixmae', 'mmmixmae.engine', 'mmmixmae.datasets.transforms'],
                       allow_failed_imports=False)
@@ -29,6 +30,10 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
+    # official main_pretrain.py: drop_last=True.  Keeping the short last batch would give an
+    # odd-sized batch whose middle image is mixed with itself (sample i is mixed with B-1-i)
+    # and one extra iteration per epoch (626 instead of 625 on ImageNet at 16 x 128)
+    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='train',
@@ -41,14 +46,19 @@ model = dict(
     range_mask_ratio=0.0,
     backbone=dict(type='MixMAESwin', arch='base', img_size=224, window_size=(14, 14, 14, 7),
                   drop_path_rate=0.0, fill_mode='mix', attn_isolation=True),
-    neck=dict(type='MixMAEDecoder', in_channels=1024, embed_dims=512, depth=8, num_heads=16,
-              mlp_ratio=4., img_size=224, encoder_stride=32),
-    head=dict(type='MixMAEPretrainHead', patch_size=32, norm_pix=True, eps=1e-6))
+    # the decoder's in_channels / img_size / encoder_stride and the head's patch_size are
+    # taken from the backbone by MixMAE (a stated value must agree, or the build fails)
+    neck=dict(type='MixMAEDecoder', embed_dims=512, depth=8, num_heads=16, mlp_ratio=4.),
+    head=dict(type='MixMAEPretrainHead', norm_pix=True, eps=1e-6))
 
 # ---------------------------------------------------------------- schedule
 total_batch = 2048
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    # differs from the official code on purpose: bfloat16 instead of torch.cuda.amp's float16
+    # (float32's exponent range, no loss scaling needed; what CPU autocast supports).  The
+    # official float16 path: --cfg-options optim_wrapper.dtype=float16 (dynamic loss scale
+    # below).  See docs/en/pretrain.md, "Where this recipe differs".
     dtype='bfloat16',
     loss_scale='dynamic',
     # fused=True: torch's single-kernel AdamW (same update rule; 10x+ faster than the

@@ -267,6 +267,7 @@ class MixMAESwin(BaseModule):
         self.out_type = out_type
         self.fill_mode = fill_mode
         self.attn_isolation = attn_isolation
+        self.shift_window = shift_window
         if not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'frozen_stages {frozen_stages} is outside -1..{self.num_stages}')
         self.frozen_stages = frozen_stages
@@ -424,6 +425,10 @@ class MixMAESwin(BaseModule):
     # ------------------------------------------------------------------ forward
     def check_pretrain_input(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
         """Refuse sizes the mixing scheme cannot handle, before any compute."""
+        if self.shift_window:
+            raise ValueError('MixMAESwin: shift_window=True cannot take a pretraining mask: '
+                             'the shifted-window pattern would replace the isolation of the '
+                             'two mixed images (shifted windows are for dense fine-tuning)')
         h, w = x.shape[-2:]
         stride = self.encoder_stride
         if h % stride or w % stride:

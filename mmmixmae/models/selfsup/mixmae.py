@@ -7,6 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..utils.mixing import random_mixing_mask
+from .mixmae_sizes import check_built_sizes, check_no_shift, derive_decoder_cfg, derive_head_cfg
 
 
 @MODELS.register_module()
@@ -15,8 +16,9 @@ class MixMAE(BaseSelfSupervisor):
 
     Args:
         backbone: a ``MixMAESwin`` config.
-        neck: the decoder (``MixMAEDecoder``).
-        head: the loss (``MixMAEPretrainHead``).
+        neck: the decoder (``MixMAEDecoder``); its ``in_channels``, ``img_size`` and
+            ``encoder_stride`` are taken from the backbone (stated values must agree).
+        head: the loss (``MixMAEPretrainHead``); ``patch_size`` = the backbone's stride.
         mask_ratio: share of cells sample i takes from sample ``B-1-i`` (0.5).
         range_mask_ratio: adds ``U(0, r)`` to the ratio at each step (0).
     """
@@ -33,6 +35,12 @@ class MixMAE(BaseSelfSupervisor):
         if not 0.0 <= mask_ratio <= 1.0 or not 0.0 <= mask_ratio + range_mask_ratio <= 1.0:
             raise ValueError(f'mask_ratio {mask_ratio} + range_mask_ratio {range_mask_ratio} '
                              'must stay within [0, 1]')
+        if not isinstance(backbone, torch.nn.Module):
+            backbone = MODELS.build(backbone)
+        check_no_shift(backbone)
+        neck = derive_decoder_cfg(neck, backbone) if isinstance(neck, dict) else neck
+        head = derive_head_cfg(head, backbone) if isinstance(head, dict) else head
+        check_built_sizes(neck, head, backbone)
         super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.mask_ratio = mask_ratio
