@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
+from mmmixmae.utils.errors import UserError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN = sorted(p for p in glob.glob(osp.join(REPO, 'configs', 'mixmae', '*.py')))
@@ -57,7 +58,7 @@ def test_fp16_path_on_cpu_as_far_as_cpu_allows():
         head=dict(type='MixMAEPretrainHead')))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r'supports only dtype="bfloat16"'):
+        with pytest.raises(UserError, match=r"supports only bfloat16.*optim_wrapper.dtype=float16"):
             AmpOptimWrapper(optimizer=opt, dtype='float16', loss_scale='dynamic')
     scaler = torch.amp.GradScaler('cpu', init_scale=2.**16)
     x = torch.randn(2, 3, 64, 64)
