@@ -52,8 +52,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         nargs='+',
         action=_cfg_options_action(),
         help='override config settings, "key=value" pairs, e.g. '
-        'train_dataloader.batch_size=8 or model.backbone.depths="[2,2]"; '
-        'a list is written "[a,b]" or a,b (no spaces)')
+        'train_dataloader.batch_size=8 or '
+        'model.backbone.out_indices="[2,3]"; a list is written "[a,b]" or '
+        'a,b (no spaces); a key the config does not have is refused')
+    parser.add_argument(
+        '--allow-new-keys',
+        action='store_true',
+        help='accept --cfg-options keys that are not in the config (adds '
+        'them)')
     parser.add_argument(
         '--launcher',
         choices=LAUNCHERS,
@@ -84,6 +90,11 @@ def train_parser() -> argparse.ArgumentParser:
         '--amp',
         action='store_true',
         help='automatic mixed precision (AmpOptimWrapper; bfloat16 on CPU)')
+    parser.add_argument(
+        '--pretrained',
+        metavar='CKPT',
+        help='backbone checkpoint of a pretraining-to-transfer config (same '
+        'as --cfg-options model.backbone.init_cfg.checkpoint=CKPT)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -116,14 +127,30 @@ def check_config_path(path: str) -> None:
         raise CLIError(f'config file {what}: {path}')
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None):
-    """Load ``path`` with mmengine's Config, merge ``cfg_options`` and check
-    that it defines ``model``."""
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                allow_new_keys: bool = False, pretrained: Optional[str] = None):
+    """Load ``path`` with mmengine's Config, merge ``cfg_options`` (refusing
+    keys the config does not have unless ``allow_new_keys``) and check that it
+    defines ``model``.  ``pretrained`` (``--pretrained``) and a
+    ``pretrained=CKPT`` override reach the backbone's init_cfg."""
     from mmengine.config import Config
+
+    from .cfg_overrides import OverrideError, check_override_keys, set_pretrained
     check_config_path(path)
     cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    original_pretrained = cfg.get('pretrained')
+    try:
+        if cfg_options and not allow_new_keys:
+            check_override_keys(cfg, cfg_options)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        if cfg_options and 'pretrained' in cfg_options:
+            set_pretrained(cfg, cfg_options['pretrained'], original_pretrained)
+        if pretrained:
+            _check_checkpoint_path(pretrained)
+            set_pretrained(cfg, pretrained, original_pretrained)
+    except OverrideError as err:
+        raise CLIError(str(err)) from None
     if cfg.get('model') is None:
         raise CLIError(f'config {path} defines no "model"')
     return cfg
@@ -226,7 +253,16 @@ def _prepare(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]):
         import mmmixmae  # noqa: F401
         from mmmixmae.compat import apply_compat
         apply_compat()
-        cfg = load_config(args.config, args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options,
+                          getattr(args, 'allow_new_keys', False),
+                          getattr(args, 'pretrained', None))
+        from .data_check import check_required_data
+        from .mmcv_ops_check import check_mmcv_cuda_ops
+        try:
+            check_required_data(cfg.get('required_data'))
+            check_mmcv_cuda_ops(cfg.get('model'))
+        except (RuntimeError, OSError) as err:
+            raise CLIError(str(err)) from None
     except CLIError as err:
         fail(str(err), parser.prog)
     return args, cfg
