@@ -38,7 +38,7 @@ else
   ( cd "$src" && CUDA_VISIBLE_DEVICES= FORCE_CUDA=0 MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" CFLAGS=-g0 \
       "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" . )
 fi
-built="$(ls "$work"/dist/mmcv-*.whl)"
+built="$(ls "$work"/dist/mmcv*.whl)"  # OPS=none: mmcv_lite-*.whl (the same mmcv package)
 case "$OPS:$built" in
   none:*.whl|*:*cp311-cp311-linux_x86_64.whl) ;;
   *) die "mmcv build produced $built, not a cp311 linux_x86_64 wheel: the compiled ops are missing";;

@@ -130,7 +130,7 @@ PY
 if ! mmcv_ok "$MMCV_OPS" 2>/dev/null; then
   dest="$CACHE${MMCV_CACHE_SUBDIR:+/$MMCV_CACHE_SUBDIR}"
   mkdir -p "$dest"
-  wheel="$(ls "$dest"/mmcv-${MMCV_VERSION}-*.whl 2>/dev/null | head -n1 || true)"
+  wheel="$(ls "$dest"/mmcv{,_lite}-${MMCV_VERSION}-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$wheel" ]]; then
     if [[ "$MMCV_OPS" == none ]]; then
       log "building mmcv ${MMCV_VERSION} without compiled ops (pure Python, seconds)"
@@ -145,6 +145,8 @@ if ! mmcv_ok "$MMCV_OPS" 2>/dev/null; then
   else
     log "installing cached $wheel"
   fi
+  # the demo's mmcv-lite holds the same files: remove it before the build with ops
+  [[ "$MMCV_OPS" == none ]] || "${PIP[@]}" uninstall -q -y mmcv-lite 2>/dev/null || true
   "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
   mmcv_ok "$MMCV_OPS" || die "mmcv ${MMCV_VERSION} is installed but its $MMCV_OPS ops (mmcv._ext / nms / RoIAlign) do not work (delete $wheel and rerun)"
 fi
