@@ -32,7 +32,7 @@ classes = (
 model = dict(
     roi_head=dict(bbox_head=dict(num_classes=150), mask_head=dict(num_classes=150)))
 data_root = data_home + '/ade3/'
-required_data = dict(folder=data_root, must_hold=['instances_ade3.json', 'images/validation'],
+required_data = dict(key='train_dataloader.dataset.data_root', must_hold=['instances_ade3.json', 'images/validation'],
                      source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 ann_file = 'instances_ade3.json'
 img_prefix = 'images/validation/'

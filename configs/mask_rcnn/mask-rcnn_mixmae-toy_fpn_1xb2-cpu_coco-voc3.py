@@ -52,7 +52,7 @@ classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat'
            'diningtable', 'dog', 'horse', 'motorbike', 'person', 'potted plant', 'sheep', 'sofa',
            'train', 'tv/monitor')
 data_root = data_home + '/coco_voc3/'
-required_data = dict(folder=data_root, must_hold=['annotations.json', 'JPEGImages'],
+required_data = dict(key='train_dataloader.dataset.data_root', must_hold=['annotations.json', 'JPEGImages'],
                      source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 ann_file = 'annotations.json'
 img_prefix = ''  # file_name already includes 'JPEGImages/'

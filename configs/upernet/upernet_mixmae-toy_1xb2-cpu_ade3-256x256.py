@@ -28,7 +28,7 @@ model = dict(
     auxiliary_head=dict(in_channels=64, channels=32, norm_cfg=norm_cfg))
 
 data_root = data_home + '/ade3/'
-required_data = dict(folder=data_root,
+required_data = dict(key='train_dataloader.dataset.data_root',
                      must_hold=['images/validation', 'annotations/validation'],
                      source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 train_pipeline = [

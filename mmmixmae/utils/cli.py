@@ -259,7 +259,7 @@ def _prepare(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]):
         from .data_check import check_required_data
         from .mmcv_ops_check import check_mmcv_cuda_ops
         try:
-            check_required_data(cfg.get('required_data'))
+            check_required_data(cfg.get('required_data'), cfg)
             check_mmcv_cuda_ops(cfg.get('model'))
         except (RuntimeError, OSError) as err:
             raise CLIError(str(err)) from None

@@ -2,8 +2,13 @@
 
 The CPU toy configs declare the sample data they read::
 
-    required_data = dict(folder=data_root, must_hold=['annotations.json', 'JPEGImages'],
+    required_data = dict(key='train_dataloader.dataset.data_root',
+                         must_hold=['annotations.json', 'JPEGImages'],
                          source='where the sample data comes from')
+
+``key`` names the config entry that holds the folder, so the check follows a
+``--cfg-options train_dataloader.dataset.data_root=...`` override (``folder=`` gives the
+folder itself).
 
 :func:`check_required_data` raises :class:`MissingDataError` naming the folder, what it
 must hold, the ``MMMIXMAE_DATA`` switch and the source, instead of a file-not-found error
@@ -21,11 +26,19 @@ class MissingDataError(FileNotFoundError):
     """The sample data a config needs is not where the config looks."""
 
 
-def check_required_data(required: Optional[Mapping[str, Any]]) -> None:
-    """Raise :class:`MissingDataError` when ``required['folder']`` lacks an entry."""
+def _lookup(cfg: Any, key: str) -> Any:
+    node = cfg
+    for part in key.split('.'):
+        node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+    return node
+
+
+def check_required_data(required: Optional[Mapping[str, Any]], cfg: Any = None) -> None:
+    """Raise :class:`MissingDataError` when the folder (``required['folder']``, or the
+    entry ``required['key']`` of ``cfg``) lacks one of ``required['must_hold']``."""
     if not required:
         return
-    folder = str(required['folder'])
+    folder = str(required['folder'] if 'folder' in required else _lookup(cfg, required['key']))
     must_hold = list(required.get('must_hold', []))
     missing = [m for m in must_hold if not osp.exists(osp.join(folder, m))]
     if osp.isdir(folder) and not missing:

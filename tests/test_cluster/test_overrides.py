@@ -95,6 +95,17 @@ def test_missing_data_folder_is_explained(repo, tmp_path, monkeypatch, capsys, p
     assert not (tmp_path / 'wd').exists()  # stopped before the Runner
 
 
+def test_data_check_follows_a_data_root_override(repo, tmp_path, monkeypatch, shared_data):
+    from mmmixmae.utils.data_check import MissingDataError, check_required_data
+    monkeypatch.setenv('MMMIXMAE_DATA', str(tmp_path))  # the default folder is absent
+    cfg = cli.load_config(osp.join(repo, PRE_TOY), {
+        'train_dataloader.dataset.data_root': osp.join(shared_data, 'coco_voc3', 'JPEGImages')})
+    check_required_data(cfg.required_data, cfg)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    with pytest.raises(MissingDataError, match='lacks 2011_000003.jpg'):
+        check_required_data(cfg.required_data, cfg)
+
+
 def test_missing_cuda_ops_stop_at_start(repo, tmp_path, monkeypatch, capsys, shared_data):
     cfg = Config.fromfile(osp.join(repo, DET_TOY))
     ops = sorted({op for op, _ in cuda_ops_in_config(cfg.model, 'model')})
