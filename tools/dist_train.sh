@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training on one or more nodes with torch.distributed.run.
 #   tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Environment: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+# Environment: PYTHON (default: the repository's .venv, else python3), NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
 # GPUS is the number of processes per node; on a CPU-only host each process
 # trains on CPU with the gloo backend (see docs/en/faq.md).
 set -euo pipefail
@@ -17,7 +17,8 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON=${PYTHON:-python}
+# shellcheck source=tools/pick_python.sh
+source "$ROOT/tools/pick_python.sh"
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 exec "$PYTHON" -m torch.distributed.run \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Testing on a Slurm cluster, one task per GPU.
 #   tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args...]
-# Environment: GPUS (8, total tasks), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
+# Environment: PYTHON (default: the repository's .venv, else python3), GPUS (8, total tasks), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
 # SRUN_ARGS (extra srun options).
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
@@ -18,7 +18,8 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON=${PYTHON:-python}
+# shellcheck source=tools/pick_python.sh
+source "$ROOT/tools/pick_python.sh"
 
 # SRUN_ARGS is split into words on purpose.
 # shellcheck disable=SC2086

@@ -1,7 +1,13 @@
 # The tiny MixMAE Mask R-CNN of mask-rcnn_mixmae-toy_fpn_1xb2-cpu_coco-voc3.py on the instance
-# annotations of the 3 ADE20K street scenes in ../shared/data/ade3 (95 objects, the 150 ADE
+# annotations of the 3 ADE20K street scenes in $MMMIXMAE_DATA/ade3 (95 objects, the 150 ADE
 # class names as categories 1-150, file names relative to images/validation/).
 _base_ = './mask-rcnn_mixmae-toy_fpn_1xb2-cpu_coco-voc3.py'
+# Sample data: $MMMIXMAE_DATA, or ../shared/data next to the repository (a relative
+# MMMIXMAE_DATA is taken from the repository root). tools/train.py checks `required_data`
+# before building anything.
+import os
+data_home = os.path.normpath(
+    os.path.join('{{ fileDirname }}/../..', os.environ.get('MMMIXMAE_DATA', '../shared/data')))
 
 classes = (
     'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane', 'grass',
@@ -25,7 +31,9 @@ classes = (
 )
 model = dict(
     roi_head=dict(bbox_head=dict(num_classes=150), mask_head=dict(num_classes=150)))
-data_root = '../shared/data/ade3/'
+data_root = data_home + '/ade3/'
+required_data = dict(key='train_dataloader.dataset.data_root', must_hold=['instances_ade3.json', 'images/validation'],
+                     source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 ann_file = 'instances_ade3.json'
 img_prefix = 'images/validation/'
 train_dataloader = dict(dataset=dict(data_root=data_root, ann_file=ann_file,

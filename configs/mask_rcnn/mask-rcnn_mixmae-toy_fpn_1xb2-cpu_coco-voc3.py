@@ -1,7 +1,7 @@
 # A tiny MixMAE Mask R-CNN that trains on one CPU in a couple of minutes: the real base 1x
 # config (same detector, layer-decay AdamW, StrictCocoDataset, CocoMetric) with a tiny backbone,
 # thin FPN/heads, 256 px images and an iteration-based schedule that overfits the 3 VOC photos
-# of ../shared/data/coco_voc3 (train = val).
+# of $MMMIXMAE_DATA/coco_voc3 (train = val).
 #
 # The backbone is the tiny encoder of configs/mixmae/mixmae_swin-toy-w4_1xb4-20it_cpu.py
 # (same arch, image size and windows), initialised from that demo's checkpoint:
@@ -9,6 +9,12 @@
 #   python tools/train.py configs/mask_rcnn/mask-rcnn_mixmae-toy_fpn_1xb2-cpu_coco-voc3.py
 # (another checkpoint: --cfg-options model.backbone.init_cfg.checkpoint=PATH).
 _base_ = './mask-rcnn_mixmae-base_fpn_amp-1x_coco.py'
+# Sample data: $MMMIXMAE_DATA, or ../shared/data next to the repository (a relative
+# MMMIXMAE_DATA is taken from the repository root). tools/train.py checks `required_data`
+# before building anything.
+import os
+data_home = os.path.normpath(
+    os.path.join('{{ fileDirname }}/../..', os.environ.get('MMMIXMAE_DATA', '../shared/data')))
 
 pretrained = 'work_dirs/mixmae_swin-toy-w4_1xb4-20it_cpu/iter_20.pth'
 toy_arch = dict(_delete_=True, embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
@@ -45,7 +51,9 @@ model = dict(
 classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
            'diningtable', 'dog', 'horse', 'motorbike', 'person', 'potted plant', 'sheep', 'sofa',
            'train', 'tv/monitor')
-data_root = '../shared/data/coco_voc3/'
+data_root = data_home + '/coco_voc3/'
+required_data = dict(key='train_dataloader.dataset.data_root', must_hold=['annotations.json', 'JPEGImages'],
+                     source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 ann_file = 'annotations.json'
 img_prefix = ''  # file_name already includes 'JPEGImages/'
 img_scale = (256, 256)
@@ -80,7 +88,7 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + ann_file, metric=['
 test_evaluator = val_evaluator
 
 max_iters = 60
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+train_cfg = dict(_delete_=True, type='ResumableIterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),
@@ -92,7 +100,8 @@ optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3), clip_grad=dic
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=max_iters,
+                    max_keep_ckpts=1),
     visualization=dict(type='DetVisualizationHook', draw=False))
 log_processor = dict(by_epoch=False, window_size=10)
 env_cfg = dict(dist_cfg=dict(backend='gloo'), mp_cfg=dict(mp_start_method='fork',

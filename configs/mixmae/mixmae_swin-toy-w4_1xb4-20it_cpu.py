@@ -1,11 +1,19 @@
 _base_ = './_base_/mixmae_pretrain_in1k.py'
+# Sample data: $MMMIXMAE_DATA, or ../shared/data next to the repository (a relative
+# MMMIXMAE_DATA is taken from the repository root). tools/train.py checks `required_data`
+# before building anything.
+import os
+data_home = os.path.normpath(
+    os.path.join('{{ fileDirname }}/../..', os.environ.get('MMMIXMAE_DATA', '../shared/data')))
 # A tiny MixMAE that trains on one CPU in seconds (tests, smoke runs).  Images come from a
 # plain folder (``data_root``, overridable with --cfg-options); 64 px crops, 2x2 mixing grid.
 model = dict(
     backbone=dict(arch=dict(_delete_=True, embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4]),
                   img_size=64, window_size=(4, 4, 2, 2)),
     neck=dict(in_channels=128, embed_dims=32, depth=1, num_heads=2, img_size=64))
-data_root = '../shared/data/coco_voc3/JPEGImages'
+data_root = data_home + '/coco_voc3/JPEGImages'
+required_data = dict(key='train_dataloader.dataset.data_root', must_hold=['2011_000003.jpg'],
+                     source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 train_pipeline = [
     dict(type='LoadImageRobust'),
     dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.2, 1.0), backend='pillow',

@@ -6,7 +6,9 @@ variants) call ``torch.cuda.set_device`` unconditionally, which raises
 ``env_cfg.dist_cfg.backend`` is ``'nccl'``, which needs GPUs.  When CUDA is
 not available the three functions are wrapped so that ``set_device`` is a
 no-op for the duration of the call and a requested ``'nccl'`` backend
-becomes ``'gloo'`` (with a warning).  The functions are looked up as module
+becomes ``'gloo'`` (with a warning).  Only on hosts that really have no GPU:
+when ``/dev/nvidia<N>`` or ``nvidia-smi`` show GPUs that torch cannot use,
+:func:`mmmixmae.utils.gpu_presence.refuse_hidden_gpus` stops the run instead.  The functions are looked up as module
 globals by ``mmengine.dist.utils.init_dist``, so replacing them there is
 enough.
 """
@@ -49,6 +51,8 @@ def _cpu_safe_init(init_fn: Callable) -> Callable:
     def wrapper(backend, *args, **kwargs):
         if not _no_cuda():
             return init_fn(backend, *args, **kwargs)
+        from ..utils.gpu_presence import refuse_hidden_gpus
+        refuse_hidden_gpus()  # GPUs present but unusable: stop, never train on CPU quietly
         if backend == 'nccl':
             warnings.warn(
                 'mmmixmae.compat: CUDA is not available, using the gloo '

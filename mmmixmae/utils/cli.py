@@ -48,8 +48,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         nargs='+',
         action=_cfg_options_action(),
         help='override config settings, "key=value" pairs, e.g. '
-        'train_dataloader.batch_size=8 or model.backbone.depths="[2,2]"; '
-        'a list is written "[a,b]" or a,b (no spaces)')
+        'train_dataloader.batch_size=8 or '
+        'model.backbone.out_indices="[2,3]"; a list is written "[a,b]" or '
+        'a,b (no spaces); a key the config does not have is refused')
+    parser.add_argument(
+        '--allow-new-keys',
+        action='store_true',
+        help='accept --cfg-options keys that are not in the config (adds '
+        'them)')
     parser.add_argument(
         '--launcher',
         choices=LAUNCHERS,
@@ -80,6 +86,11 @@ def train_parser() -> argparse.ArgumentParser:
         '--amp',
         action='store_true',
         help='automatic mixed precision (AmpOptimWrapper; bfloat16 on CPU)')
+    parser.add_argument(
+        '--pretrained',
+        metavar='CKPT',
+        help='backbone checkpoint of a pretraining-to-transfer config (same '
+        'as --cfg-options model.backbone.init_cfg.checkpoint=CKPT)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -112,11 +123,13 @@ def check_config_path(path: str) -> None:
         raise UserError(f'config file {what}: {path}')
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None):
-    """Load ``path`` (:func:`mmmixmae.utils.config.load_config`: overrides merged, ``model``
-    required)."""
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                allow_new_keys: bool = False, pretrained: Optional[str] = None):
+    """Load ``path`` (:func:`mmmixmae.utils.config.load_config`: overrides checked and merged,
+    ``--pretrained`` applied, ``model`` required)."""
     check_config_path(path)
-    return _load_config(path, cfg_options)
+    return _load_config(path, cfg_options, allow_new_keys=allow_new_keys,
+                        pretrained=pretrained)
 
 
 def _set_common(cfg, args) -> None:
@@ -208,7 +221,16 @@ def _prepare(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]):
         if out is not None and not out.endswith(('.pkl', '.pickle')):
             raise UserError(f'--out must end with .pkl or .pickle: {out}')
         import mmmixmae  # noqa: F401  (registers the modules, applies mmmixmae.compat)
-        cfg = load_config(args.config, args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options,
+                          getattr(args, 'allow_new_keys', False),
+                          getattr(args, 'pretrained', None))
+        from .data_check import check_required_data
+        from .mmcv_ops_check import check_mmcv_cuda_ops
+        try:
+            check_required_data(cfg.get('required_data'), cfg)
+            check_mmcv_cuda_ops(cfg.get('model'))
+        except (RuntimeError, OSError) as err:
+            raise UserError(str(err)) from None
     except UserError as err:
         fail(err, parser.prog)
     return args, cfg

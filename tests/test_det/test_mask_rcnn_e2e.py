@@ -27,9 +27,9 @@ REAL = ['mask-rcnn_mixmae-base_fpn_amp-1x_coco.py',
 
 
 def point_at_data(cfg, shared_data):
-    """Replace the configs' ``../shared/data`` with the test data folder."""
+    """Point the config's data folder (``$MMMIXMAE_DATA/<name>``) at the test data folder."""
     old = cfg.data_root
-    new = osp.join(shared_data, osp.relpath(old, '../shared/data')) + '/'
+    new = osp.join(shared_data, osp.basename(osp.normpath(old))) + '/'
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = new
     for ev in (cfg.val_evaluator, cfg.test_evaluator):

@@ -39,7 +39,7 @@ def parse_args(argv=None):
         description='Pretrain a tiny MixMAE on the sample photos of scikit-image and '
         'scikit-learn (CPU, a few minutes), then picture its reconstructions.')
     parser.add_argument('--iters', type=int, default=None,
-                        help='training iterations (default: the config\'s, 400)')
+                        help='training iterations (default: the config\'s, 600)')
     parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'),
                         help='where the log, checkpoints and picture go (work_dirs/demo)')
     parser.add_argument('--device', default='cpu',

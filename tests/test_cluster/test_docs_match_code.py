@@ -1,0 +1,124 @@
+"""The user docs match the code: every file, work dir, anchor and --cfg-options key they name
+exists, and the documented commands that run on CPU in seconds do run."""
+import glob
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+
+from mmmixmae.utils.cfg_overrides import missing_key
+
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DOCS = ['README.md'] + sorted(osp.relpath(p, _REPO) for pattern in ('docs/en/*.md', 'configs/*/README.md')
+                              for p in glob.glob(osp.join(_REPO, pattern)))
+PATH_RE = re.compile(r'(?<![\w/.-])((?:configs|tools)/[\w./-]+\.(?:py|sh))')
+WORK_DIR_RE = re.compile(r'work_dirs/([\w.-]+)/')
+LINK_RE = re.compile(r'\]\(([^)\s]*?)(?:#([\w-]+))?\)')
+CODE_RE = re.compile(r'```(?:shell|bash|sh)?\n(.*?)```', re.S)
+#: work dirs that no config name gives: run_demo.py's fixed folder
+EXTRA_WORK_DIRS = {'demo'}
+
+
+def read(repo, rel):
+    with open(osp.join(repo, rel), encoding='utf-8') as f:
+        return f.read()
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = re.sub(r'[^\w\- ]', '', heading.strip().lower())
+    return text.replace(' ', '-')
+
+
+def anchors(text: str) -> set:
+    heads = re.findall(r'^#+ (.+)$', CODE_RE.sub('', text), re.M)
+    return {slug(h) for h in heads}
+
+
+def commands(text: str):
+    """Shell commands of the code blocks, continuation lines joined."""
+    for block in CODE_RE.findall(text):
+        for cmd in block.replace('\\\n', ' ').splitlines():
+            cmd = cmd.split(' #')[0].strip()
+            if cmd and not cmd.startswith('#'):
+                yield cmd
+
+
+@pytest.mark.parametrize('doc', DOCS)
+def test_named_files_exist(repo, doc):
+    text = read(repo, doc)
+    base = osp.dirname(doc)
+    missing = []
+    for path in set(PATH_RE.findall(text)):
+        if any(c in path for c in '*<>') or '...' in path:
+            continue
+        if not (osp.exists(osp.join(repo, path)) or osp.exists(osp.join(repo, base, path))):
+            missing.append(path)
+    assert missing == [], f'{doc} names files that do not exist'
+
+
+@pytest.mark.parametrize('doc', DOCS)
+def test_work_dirs_are_produced_by_a_config(repo, doc):
+    stems = {osp.splitext(osp.basename(p))[0]
+             for p in glob.glob(osp.join(repo, 'configs', '**', '*.py'), recursive=True)}
+    named = set(WORK_DIR_RE.findall(read(repo, doc)))
+    assert sorted(named - stems - EXTRA_WORK_DIRS) == [], \
+        f'{doc} names work_dirs that no config produces'
+
+
+@pytest.mark.parametrize('doc', DOCS)
+def test_links_and_anchors_resolve(repo, doc):
+    text = read(repo, doc)
+    broken = []
+    for target, anchor in LINK_RE.findall(text):
+        if target.startswith(('http://', 'https://', 'mailto:')):
+            continue
+        path = osp.normpath(osp.join(repo, osp.dirname(doc), target)) if target else \
+            osp.join(repo, doc)
+        if not osp.exists(path):
+            broken.append(target)
+        elif anchor and path.endswith('.md') and anchor not in anchors(open(path).read()):
+            broken.append(f'{target}#{anchor}')
+    assert broken == [], f'{doc}: broken links'
+
+
+@pytest.mark.parametrize('doc', DOCS)
+def test_cfg_options_keys_exist_in_the_named_config(repo, doc, monkeypatch):
+    from mmengine.config import Config
+    monkeypatch.chdir(repo)
+    bad = []
+    for cmd in commands(read(repo, doc)):
+        if '--cfg-options' not in cmd or 'tools/' not in cmd:
+            continue
+        cfgs = [p for p in PATH_RE.findall(cmd) if p.startswith('configs/')]
+        if not cfgs or not osp.isfile(cfgs[0]):
+            continue
+        cfg = Config.fromfile(cfgs[0])
+        opts = cmd.split('--cfg-options', 1)[1].split()
+        for opt in opts:
+            if opt.startswith('-'):
+                break
+            key = opt.split('=', 1)[0]
+            if '=' in opt and missing_key(cfg, key) is not None:
+                bad.append(f'{cfgs[0]}: {key}')
+    assert bad == [], f'{doc}: --cfg-options keys the config does not have'
+
+
+@pytest.mark.slow
+def test_documented_help_and_plan_commands_run(repo):
+    """The CPU commands of README/docs that take seconds: --help of the tools, the set-up plan."""
+    for tool, flags in (('tools/train.py', ['--pretrained', '--allow-new-keys', '--resume']),
+                        ('tools/test.py', ['--allow-new-keys', '--out'])):
+        out = subprocess.run([sys.executable, tool, '--help'], cwd=repo, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert all(f in out.stdout for f in flags), out.stdout
+        assert 'depths' not in out.stdout  # MixMAESwin takes no depths argument
+    venv = osp.dirname(osp.dirname(sys.executable))
+    plan = subprocess.run(['bash', 'tools/install/setup_env.sh', '--plan'], cwd=repo,
+                          env=dict(os.environ, MMMIXMAE_VENV=venv), capture_output=True,
+                          text=True, timeout=300)
+    assert plan.returncode == 0 and "MMCV_OPS='" in plan.stdout, plan.stderr
