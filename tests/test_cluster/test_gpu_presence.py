@@ -1,7 +1,7 @@
 """No silent CPU fallback: GPUs present but unusable stop a launcher run (faked detection)."""
 import pytest
 
-from mmmixmae import gpu_presence
+from mmmixmae.utils import gpu_presence
 from mmmixmae.utils.gpu_presence import UnusableGPUError, refuse_hidden_gpus
 
 

@@ -68,7 +68,7 @@ def test_pretrained_on_a_config_without_a_pretrained_backbone_is_refused(repo, t
     ckpt.write_bytes(b'')
     with pytest.raises(cli.CLIError, match='no model init_cfg of type Pretrained'):
         cli.load_config(osp.join(repo, PRE_TOY), pretrained=str(ckpt))
-    with pytest.raises(cli.CLIError, match='checkpoint file not found'):
+    with pytest.raises(cli.CLIError, match='--pretrained checkpoint not found'):
         cli.load_config(osp.join(repo, DET_1X), pretrained=str(tmp_path / 'absent.pth'))
 
 

@@ -45,7 +45,10 @@ model = dict(
     mask_ratio=0.5,
     range_mask_ratio=0.0,
     backbone=dict(type='MixMAESwin', arch='base', img_size=224, window_size=(14, 14, 14, 7),
-                  drop_path_rate=0.0, fill_mode='mix', attn_isolation=True),
+                  drop_path_rate=0.0, fill_mode='mix', attn_isolation=True,
+                  # 'dense' | 'grouped' | 'auto' (grouped in fp32, dense under autocast;
+                  # see docs/en/benchmarks.md)
+                  attn_path='auto'),
     # the decoder's in_channels / img_size / encoder_stride and the head's patch_size are
     # taken from the backbone by MixMAE (a stated value must agree, or the build fails)
     neck=dict(type='MixMAEDecoder', embed_dims=512, depth=8, num_heads=16, mlp_ratio=4.),
