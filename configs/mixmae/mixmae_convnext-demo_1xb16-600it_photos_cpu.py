@@ -4,7 +4,7 @@ _base_ = './_base_/mixmae_pretrain_in1k.py'
 # as mixmae_swin-demo-w8_1xb16-600it_photos_cpu.py.
 img_size = 128
 model = dict(
-    backbone=dict(_delete_=True, type='MixMAEAdapter', backbone=dict(type='mmpretrain.ConvNeXt',
+    backbone=dict(_delete_=True, type='MixMAEAdapter', img_size=img_size, backbone=dict(type='mmpretrain.ConvNeXt',
                   arch=dict(depths=[1, 1, 2, 1], channels=[32, 64, 128, 256]),
                   drop_path_rate=0.0, out_indices=(3, ), gap_before_final_norm=False)),
     neck=dict(in_channels=256, embed_dims=64, depth=1, num_heads=2, img_size=img_size))

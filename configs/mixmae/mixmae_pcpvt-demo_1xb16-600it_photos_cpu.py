@@ -4,7 +4,7 @@ _base_ = './_base_/mixmae_pretrain_in1k.py'
 # scikit-image/scikit-learn; same recipe and decoder as mixmae_swin-demo-w8_1xb16-600it_photos_cpu.py.
 img_size = 128
 model = dict(
-    backbone=dict(_delete_=True, type='MixMAEAdapter', backbone=dict(type='mmpretrain.PCPVT',
+    backbone=dict(_delete_=True, type='MixMAEAdapter', img_size=img_size, backbone=dict(type='mmpretrain.PCPVT',
                   arch=dict(embed_dims=[32, 64, 128, 256], depths=[1, 1, 2, 1],
                             num_heads=[1, 2, 4, 8], patch_sizes=[4, 2, 2, 2],
                             strides=[4, 2, 2, 2], mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1]),

@@ -5,7 +5,7 @@ _base_ = './_base_/mixmae_pretrain_in1k.py'
 # the role of W7 at 224: shifted windows in every second block of stages 0-2.
 img_size = 128
 model = dict(
-    backbone=dict(_delete_=True, type='MixMAEAdapter', backbone=dict(type='mmpretrain.SwinTransformer',
+    backbone=dict(_delete_=True, type='MixMAEAdapter', img_size=img_size, backbone=dict(type='mmpretrain.SwinTransformer',
                   arch=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
                   img_size=img_size, window_size=4, drop_path_rate=0.0, out_indices=(3, ))),
     neck=dict(in_channels=256, embed_dims=64, depth=1, num_heads=2, img_size=img_size))

@@ -7,7 +7,7 @@ isolation-aware versions (see :mod:`.audit`), and exposes the ``MixMAESwin`` pre
 backbone.  Its parameters, buffers and children *are* the upstream's, so the state-dict keys
 are the upstream keys: a checkpoint loads into the plain upstream backbone as it is.
 """
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -44,6 +44,8 @@ class MixMAEAdapter(BaseModule):
     Args:
         backbone: config of the upstream backbone (``mmpretrain.SwinTransformer``,
             ``mmpretrain.ConvNeXt``, ``mmpretrain.PCPVT``, ``mmpretrain.SVT``).
+        img_size: the pretraining image size, a multiple of 32 (tools such as the
+            reconstruction picture use it; every call accepts any multiple of 32).
 
     Attributes:
         num_features: channels of every stage; ``num_features[-1]`` is the latent width.
@@ -53,9 +55,15 @@ class MixMAEAdapter(BaseModule):
     encoder_stride = MIX_GRID
     fill_mode = 'mix'
 
-    def __init__(self, backbone: dict, init_cfg: Optional[dict] = None):
+    def __init__(self, backbone: dict, img_size: Union[int, Sequence[int]] = 224,
+                 init_cfg: Optional[dict] = None):
         if init_cfg is not None:
             raise ValueError('MixMAEAdapter takes no init_cfg; put it in the backbone config')
+        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        for side in img_size:
+            if side % MIX_GRID:
+                raise ValueError(f'img_size {side} is not a multiple of the {MIX_GRID}-pixel '
+                                 'mixing grid')
         super().__init__()
         upstream = MODELS.build(backbone)
         spec = spec_for(upstream)
@@ -69,6 +77,7 @@ class MixMAEAdapter(BaseModule):
             object.__setattr__(self, attr, getattr(upstream, attr))
         object.__setattr__(self, '_upstream', upstream)
         self._version = getattr(upstream, '_version', 1)
+        self.img_size = img_size
         self.mix_ctx = ctx
         self.spec = spec
         self.stage_strides = strides

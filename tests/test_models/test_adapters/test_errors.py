@@ -82,3 +82,9 @@ def test_unknown_layer_inside_a_known_backbone_is_refused():
     with pytest.raises(ValueError, match=r'stages\.0\.blocks\.0\.ffn\.layers\.0\.1 '
                                          r'\(torch\.nn\.modules\.activation\.Sigmoid\).*not known'):
         build(model_cfg)
+
+
+def test_img_size_not_multiple_of_32_names_it():
+    with pytest.raises(ValueError, match=r'img_size 100 is not a multiple of the 32-pixel'):
+        from mmpretrain.registry import MODELS
+        MODELS.build(dict(type='MixMAEAdapter', img_size=100, backbone=TINY_CONVNEXT))
