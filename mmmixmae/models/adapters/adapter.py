@@ -106,6 +106,16 @@ class MixMAEAdapter(BaseModule):
         # the upstream's own hooks (e.g. Swin's bias-table resizing) run as for the plain model
         self.upstream._load_from_state_dict(*args, **kwargs)
 
+    def _adapt_checkpoint(self, state_dict, prefix, *args) -> None:
+        """Hook the project's strict loader calls before loading (``MixMAESwin`` resizes
+        position tables here).  That loader drops ``relative_position_index`` entries as
+        rebuilt from the window size; Swin keeps them as persistent buffers, so the adapter's
+        own (a function of its window size only) are put back.  Everything else is left to the
+        upstream backbone's load hooks, which run as for the plain upstream model."""
+        for key, value in self.state_dict().items():
+            if key.endswith('relative_position_index') and prefix + key not in state_dict:
+                state_dict[prefix + key] = value.clone()
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.upstream.train(mode)  # upstream freezing / norm_eval rules
