@@ -742,7 +742,8 @@ def load_pretrained_backbone(backbone: nn.Module, init_cfg: dict) -> LoadReport:
     except ValueError as err:
         raise CheckpointMismatchError(str(path), hint=f'cannot interpolate: {err}') from None
     report.interpolated = [f'{k} {_fmt_shape(before[k])}->{_fmt_shape(adapted[k].shape)}'
-                           for k in adapted if tuple(adapted[k].shape) != before[k]]
+                           for k in adapted
+                           if k in before and tuple(adapted[k].shape) != before[k]]
 
     missing = [k for k in model_state if k not in adapted]
     unexpected = [k for k in adapted if k not in model_state]
