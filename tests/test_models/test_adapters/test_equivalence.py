@@ -40,7 +40,7 @@ def test_mixmae_checkpoint_loads_strictly_into_upstream(kit, tiny_name, tmp_path
     from mmengine.runner import save_checkpoint
     from mmpretrain.registry import MODELS
     size = kit.TINY[tiny_name][1]
-    adapter_cfg = dict(type='MixMAEAdapter', backbone=kit.TINY[tiny_name][0])
+    adapter_cfg = dict(type='MixMAEAdapter', img_size=size, backbone=kit.TINY[tiny_name][0])
     torch.manual_seed(0)
     probe = MODELS.build(adapter_cfg)
     model = MODELS.build(dict(
