@@ -531,4 +531,5 @@ def apply_compat() -> None:
     _patch_init_dist()
     _patch_wrap_model()
     _patch_amp_optim_wrapper()
+    from . import compat_fsdp; compat_fsdp.apply()  # sharded training (FlexibleRunner + FSDP)
     _applied = True
