@@ -23,8 +23,11 @@ mmengine or torch it was not written for (:data:`MMENGINE_VERSION`, :data:`TORCH
    strategy stores ``meta['fsdp'] = {world_size, state_dict_type, units}`` (``units``: the
    names of the FSDP-wrapped modules) in each file, and on load checks, before touching the
    model: the folder exists, it holds exactly ``rank0.pth .. rank{N-1}.pth`` for this run's
-   ``N`` ranks, and the stored world size and units equal this run's; then the model state is
-   loaded strictly (same keys, same shard shapes).  Each error names the file and the setting.
+   ``N`` ranks, and the stored world size and units equal this run's; the model state must
+   have this run's keys and shard shapes, and after the load each local shard must equal the
+   file's bit for bit.  ShardedTensors are stored as plain tensors plus their offsets
+   (:func:`to_plain`), because the safe loader (``weights_only=True``) refuses torch's
+   sharding classes.  Each error names the file and the setting.
 """
 from __future__ import annotations
 
@@ -260,9 +263,21 @@ def _patch_checkpoint_io(cls: type) -> None:
         if path is None or self._is_full_state_dict():
             return original_load_model(self, state_dict, strict=strict, **kwargs)
         _check_sharded_keys(self.model.state_dict(), state_dict, path)
-        return original_load_model(self, state_dict, strict=True, **kwargs)
+        # keys and shard shapes are checked above; FSDP's own strict check would list the
+        # ``_flat_param`` keys its LOCAL_STATE_DICT pre-hook consumes as unexpected
+        original_load_model(self, state_dict, strict=False, **kwargs)
+        _check_loaded(self.model.state_dict(), state_dict, path)
 
-    for fn in (save_checkpoint, load_checkpoint, load_model_state_dict):
+    def load_optim_state_dict(self, state_dict: dict) -> None:
+        # mmengine 0.10.7 calls FSDP.optim_state_dict_to_load(state_dict, model, optim), the
+        # argument order of torch < 2.1; torch >= 2.1 takes (model, optim, state_dict)
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        optimizer = self.optim_wrapper.optimizer
+        self.optim_wrapper.load_state_dict(
+            FSDP.optim_state_dict_to_load(self.model, optimizer, state_dict))
+
+    cls.load_optim_state_dict = load_optim_state_dict
+    for fn in (save_checkpoint, load_checkpoint, load_model_state_dict, load_optim_state_dict):
         setattr(fn, _MARK, True)
     cls.save_checkpoint = save_checkpoint
     cls.load_checkpoint = load_checkpoint
@@ -344,6 +359,23 @@ def from_plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(from_plain(v) for v in obj)
     return obj
+
+
+def _local_values(value: Any) -> List[torch.Tensor]:
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+    if isinstance(value, ShardedTensor):
+        return [s.tensor for s in value.local_shards()]
+    return [value] if isinstance(value, torch.Tensor) else []
+
+
+def _check_loaded(now: Dict[str, Any], loaded: Dict[str, Any], path: str) -> None:
+    """After the load, this rank's shards must equal the file's, bit for bit."""
+    for key, value in loaded.items():
+        for ours, theirs in zip(_local_values(now[key]), _local_values(value)):
+            if not torch.equal(ours.to(theirs.device), theirs):
+                raise ShardedCheckpointError(
+                    f'{path}: shard {key} was not loaded into the model (FSDP left different '
+                    'values); the checkpoint does not fit this run')
 
 
 def _local_shape(value: Any) -> Optional[tuple]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import os.path as osp
 import sys
 from typing import NoReturn, Optional, Sequence
@@ -188,7 +189,12 @@ def apply_train_args(cfg, args) -> None:
 def _check_checkpoint_path(path: str) -> None:
     if path.startswith(_REMOTE_PREFIXES):
         return
-    if not osp.isfile(osp.expanduser(path)):
+    path = osp.expanduser(path)
+    if osp.isdir(path):  # a sharded FSDP checkpoint (rank<i>.pth files, mmmixmae.compat_fsdp)
+        if not any(re.fullmatch(r'rank\d+\.pth', f) for f in os.listdir(path)):
+            raise CLIError(f'checkpoint folder {path} holds no rank<i>.pth shard')
+        return
+    if not osp.isfile(path):
         raise CLIError(f'checkpoint file not found: {path}')
 
 
