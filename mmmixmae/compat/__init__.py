@@ -33,17 +33,19 @@ Patches (in the order applied)
 ``amp_optim_wrapper``      ``AmpOptimWrapper`` on CPU: bfloat16 autocast, disabled scaler
 ``mmcv_lowp``              mmcv's CPU ``NMSop`` / ``RoIAlign`` run on float32 copies of
                            bfloat16/float16 inputs (they have no low-precision CPU kernels)
+``fsdp``                   mmengine's ``FSDPStrategy`` / ``DDPStrategy`` (FlexibleRunner) on
+                           CPU, a launcher check, and strict, weights-only sharded checkpoints
 =========================  =================================================================
 """
 from __future__ import annotations
 
-from . import amp_optim_wrapper, checkpoint_loader, init_dist, mmcv_lowp, wrap_model
+from . import amp_optim_wrapper, checkpoint_loader, fsdp, init_dist, mmcv_lowp, wrap_model
 from ._guard import CompatVersionError, check_versions
 
 __all__ = ['apply_compat', 'PATCHES', 'CompatVersionError', 'check_versions']
 
 #: every patch module, in the order :func:`apply_compat` applies them
-PATCHES = (checkpoint_loader, init_dist, wrap_model, amp_optim_wrapper, mmcv_lowp)
+PATCHES = (checkpoint_loader, init_dist, wrap_model, amp_optim_wrapper, mmcv_lowp, fsdp)
 
 _applied = False
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import re
 from typing import Optional, Sequence
 
 from .amp import cpu_amp_dtype
@@ -187,7 +188,12 @@ def apply_train_args(cfg, args) -> None:
 def _check_checkpoint_path(path: str) -> None:
     if path.startswith(_REMOTE_PREFIXES):
         return
-    if not osp.isfile(osp.expanduser(path)):
+    path = osp.expanduser(path)
+    if osp.isdir(path):  # a sharded FSDP checkpoint (rank<i>.pth files, mmmixmae.compat.fsdp)
+        if not any(re.fullmatch(r'rank\d+\.pth', f) for f in os.listdir(path)):
+            raise UserError(f'checkpoint folder {path} holds no rank<i>.pth shard')
+        return
+    if not osp.isfile(path):
         raise UserError(f'checkpoint file not found: {path}')
 
 

@@ -122,6 +122,11 @@ def check_state_dict_fits(model: torch.nn.Module, checkpoint: dict, source: str,
             f'tables): {err}')) from None
 
 
+def _is_fsdp(model) -> bool:
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    return isinstance(model, FullyShardedDataParallel)
+
+
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -208,7 +213,9 @@ class ExactResumeHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         resuming = bool(getattr(runner, '_resume', False))
         source = self._source(runner)
-        if resuming and self.strict_resume or not resuming and self.check_load_from:
+        if _is_fsdp(runner.model):
+            pass  # FSDPStrategy's loader checks shards strictly (mmmixmae.compat.fsdp)
+        elif resuming and self.strict_resume or not resuming and self.check_load_from:
             check_state_dict_fits(_unwrap(runner.model), checkpoint, source, strict=resuming)
         if not resuming:
             return
