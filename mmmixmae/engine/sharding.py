@@ -31,7 +31,7 @@ def sharding_unit_types() -> Tuple[Type[nn.Module], ...]:
 
     Imported lazily: :mod:`mmmixmae.engine` must stay importable without mmpretrain.
     """
-    from mmmixmae.models.backbones.mixmae_swin import MixMAEBlock
+    from mmmixmae.models.backbones.mixmae_blocks import MixMAEBlock
     from mmmixmae.models.utils.attention import TransformerBlock
     return (MixMAEBlock, TransformerBlock)
 

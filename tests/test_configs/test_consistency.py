@@ -11,7 +11,7 @@ from mmengine.config import Config
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REAL = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
               if '_base_' not in p and 'toy' not in p and 'demo' not in p)
-TINY = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+from helpers.archs import TOY_FLAT as TINY
 
 
 def test_all_real_configs_are_listed():

@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 
 import mmmixmae  # noqa: F401
 
-TINY = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+from helpers.archs import TOY_FLAT as TINY
 
 
 def mixmae(neck=None, head=None, **backbone):

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 import mmmixmae  # noqa: F401
 from mmmixmae.models import MixMAESwin
-from mmmixmae.models.backbones.mixmae_swin import MixMAEBlock
+from mmmixmae.models.backbones.mixmae_blocks import MixMAEBlock
 
-TOY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
+from helpers.archs import TOY
 
 
 def dense(**kwargs):

@@ -15,7 +15,7 @@ from mmcv.cnn.bricks.transformer import PatchMerging as MMCVPatchMerging
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 
 import mmmixmae  # noqa: F401
-from mmmixmae.models.backbones.mixmae_swin import PatchMerging
+from mmmixmae.models.backbones.mixmae_blocks import PatchMerging
 from mmmixmae.checkpoint.convert import convert_mmpretrain
 from mmmixmae.checkpoint.layout import (block_major_to_unfold, sincos_layout,
                                         unfold_to_block_major)

@@ -37,17 +37,16 @@ def test_tiny_adapter_learns_on_photos(name, tmp_path):
     assert summary['final_loss'] < 0.92 * summary['zero_loss'], summary['final_loss']
     assert summary['final_loss'] < summary['loss_before'] - 0.08
     # the saved checkpoint's backbone keys are the upstream backbone's
-    import torch
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     import mmmixmae  # noqa: F401
+    from mmmixmae.checkpoint import load_checkpoint_safely
     cfg = Config.fromfile(str(REPO / CONFIGS[name]))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         upstream = MODELS.build(cfg.model.backbone.backbone)
-    state = torch.load(work / f'iter_{ITERS}.pth', map_location='cpu',
-                       weights_only=False)['state_dict']
+    state = load_checkpoint_safely(str(work / f'iter_{ITERS}.pth'))['state_dict']
     backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
     result = upstream.load_state_dict(backbone, strict=True)
     assert not result.missing_keys and not result.unexpected_keys

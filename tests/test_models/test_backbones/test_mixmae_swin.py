@@ -5,7 +5,7 @@ import mmmixmae  # noqa: F401
 from mmmixmae.models import MixMAESwin
 from mmmixmae.models.utils.mixing import random_mixing_mask, upsample_mask
 
-TOY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
+from helpers.archs import TOY
 
 
 def toy(**kwargs):

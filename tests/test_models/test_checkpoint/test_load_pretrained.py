@@ -13,7 +13,7 @@ from mmmixmae.models import MixMAESwin
 from mmmixmae.checkpoint import pretrained as ckpt_mod
 from mmmixmae.checkpoint import CheckpointMismatchError
 
-ARCH = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
+from helpers.archs import TOY as ARCH
 
 
 def pretrain_model(seed=0):
