@@ -12,10 +12,12 @@ model = dict(
                   img_size=64, window_size=(4, 4, 2, 2)),
     neck=dict(in_channels=128, embed_dims=32, depth=1, num_heads=2, img_size=64))
 data_root = data_home + '/coco_voc3/JPEGImages'
-required_data = dict(key='train_dataloader.dataset.data_root', must_hold=['2011_000003.jpg'],
+# any folder of images will do (--cfg-options train_dataloader.dataset.data_root=DIR)
+required_data = dict(key='train_dataloader.dataset.data_root', must_hold=[],
+                     describe='images (any folder of photos)',
                      source="the 3-image sample data of this project's tests (coco_voc3: labelme's instance-segmentation example, PASCAL VOC 2011 photos; ade3: 3 ADE20K validation scenes), see README.md, 'Sample data'")
 train_pipeline = [
-    dict(type='LoadImageRobust'),
+    dict(type='LoadImageRobust', on_error='raise'),  # 'skip': log, count and skip bad files
     dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.2, 1.0), backend='pillow',
          interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),

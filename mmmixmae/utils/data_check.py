@@ -6,6 +6,8 @@ The CPU toy configs declare the sample data they read::
                          must_hold=['annotations.json', 'JPEGImages'],
                          source='where the sample data comes from')
 
+(``must_hold`` may be empty: then the folder must exist, and ``describe`` says what it holds.)
+
 ``key`` names the config entry that holds the folder, so the check follows a
 ``--cfg-options train_dataloader.dataset.data_root=...`` override (``folder=`` gives the
 folder itself).
@@ -45,6 +47,7 @@ def check_required_data(required: Optional[Mapping[str, Any]], cfg: Any = None) 
         return
     what = 'does not exist' if not osp.isdir(folder) else f'lacks {", ".join(missing)}'
     raise MissingDataError(
-        f'data folder {folder} {what}: it must hold {", ".join(must_hold)}. Set MMMIXMAE_DATA '
+        f'data folder {folder} {what}: it must hold '
+        f'{", ".join(must_hold) or required.get("describe", "the data")}. Set MMMIXMAE_DATA '
         f'to the folder that holds the sample data (default: ../shared/data next to the '
         f'repository); the data is {required.get("source", "described in the config")}')

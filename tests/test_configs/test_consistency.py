@@ -17,9 +17,11 @@ from helpers.archs import TOY_FLAT as TINY
 def test_all_real_configs_are_listed():
     names = [osp.basename(p) for p in REAL]
     # pretraining B/L/H at every schedule, fine-tuning B/L at 224 and 384, Mask R-CNN B/L 1x
-    # and 3x, UperNet B/L
-    assert len(names) == 16
-    assert sum(n.startswith('mixmae_swin-') for n in names) == 6
+    # and 3x, UperNet B/L; MixMAEAdapter pretraining of Swin-W7, ConvNeXt and PCPVT
+    assert len(names) == 19
+    assert sum(n.startswith('mixmae_swin-') and '-w14_' in n for n in names) == 6
+    assert sorted(n.split('_')[1] for n in names if n.startswith('mixmae_') and '-w14_' not in n) \
+        == ['convnext-base', 'pcpvt-base', 'swin-base-w7']
     assert sum(n.startswith('mixmae-swin-') for n in names) == 4
     assert sum(n.startswith('mask-rcnn_') for n in names) == 4
     assert sum(n.startswith('upernet_') for n in names) == 2
@@ -28,7 +30,7 @@ def test_all_real_configs_are_listed():
 @pytest.mark.slow
 def test_every_real_config_builds_and_is_consistent(misc, monkeypatch):
     cc = misc('config_consistency')
-    # only shapes are checked: skip the random initialisation of the 11 models (most of the
+    # only shapes are checked: skip the random initialisation of the 14 models (most of the
     # build time of the 88M-650M-parameter models on CPU)
     for name in ('xavier_uniform_', 'trunc_normal_', 'normal_', 'uniform_', 'kaiming_normal_',
                  'kaiming_uniform_', 'constant_'):
@@ -41,9 +43,10 @@ def test_every_real_config_builds_and_is_consistent(misc, monkeypatch):
             built[key] = cc.build_model(cfg)
         families[osp.basename(path)] = cc.check_consistency(cfg, built[key])
     assert sorted(set(families.values())) == ['classifier', 'detector', 'pretrain', 'segmentor']
-    assert list(families.values()).count('pretrain') == 6
+    assert list(families.values()).count('pretrain') == 9
     assert list(families.values()).count('detector') == 4
-    assert len(built) == 11  # 3 pretraining, 4 fine-tuning, 2 detection, 2 segmentation models
+    # 3 MixMAESwin + 3 adapter pretraining, 4 fine-tuning, 2 detection, 2 segmentation models
+    assert len(built) == 14
 
 
 def _tiny_cfg(model, **loaders):
