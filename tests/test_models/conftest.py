@@ -1,14 +1,2 @@
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    """Build in mmpretrain's scope whatever ran before.
-
-    A Runner (or a tool calling ``init_default_scope``) in an earlier test leaves its scope, e.g.
-    mmdet's or mmengine's, as the process-wide current one; registry builds would then look in
-    the wrong registry.
-    """
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+"""Every test here builds in mmpretrain's scope (helpers.scope)."""
+from helpers.scope import mmpretrain_scope  # noqa: F401  (autouse fixture)
