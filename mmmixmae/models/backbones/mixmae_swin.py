@@ -20,6 +20,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils.attn_path import check_attn_path
+from ..utils.layer_ids import mixmim_layer_id
 from ..utils.mixing import mix_tokens, stage_masks
 from ..utils.pos_embed import build_2d_sincos_pos_embed, resize_pos_embed
 from ..utils.rel_pos import resize_rel_pos_table, window_from_table_length
@@ -388,27 +389,6 @@ class MixMAESwin(BaseModule):
 
     # ------------------------------------------------------------------ layer decay
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """Official MixMIM layer ids (util/lr_decay.py) for layer-wise lr decay.
-
-        With ``N = sum(depths) + 1`` the official scale of id ``k`` is ``rate^(N - k)``;
-        mmpretrain's constructor uses ``rate^(num_layers - layer_id - 1)``, so this returns
-        ``num_layers = N + 1``.  Stem and position embedding: 0; block j of stage i:
-        ``sum(depths[:i]) + j + 1``; downsample of stage i: ``sum(depths[:i+1]) + 1``;
-        everything else (final norm, dense norms, mask token) and parameters outside the
-        backbone (names without ``prefix``, e.g. the classifier head): ``sum(depths)``.
-        """
-        num_layers = sum(self.depths) + 2
-        if not param_name.startswith(prefix):
-            # outside the backbone (the classifier head): the official id sum(depths),
-            # i.e. scale rate^1, like the final norm
-            return sum(self.depths), num_layers
-        name = param_name[len(prefix):]
-        if name in ('absolute_pos_embed', 'cls_token', 'pos_embed') or name.startswith('patch_embed'):
-            return 0, num_layers
-        if name.startswith('layers.'):
-            parts = name.split('.')
-            stage = int(parts[1])
-            if parts[2] == 'downsample':
-                return sum(self.depths[:stage + 1]) + 1, num_layers
-            return sum(self.depths[:stage]) + int(parts[3]) + 1, num_layers
-        return sum(self.depths), num_layers
+        """Official MixMIM layer ids for layer-wise lr decay
+        (:func:`~mmmixmae.models.utils.layer_ids.mixmim_layer_id`)."""
+        return mixmim_layer_id(param_name, self.depths, prefix)
