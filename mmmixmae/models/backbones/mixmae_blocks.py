@@ -17,6 +17,7 @@ import torch.utils.checkpoint as cp
 
 from ..utils.attention import DropPath, Mlp, WindowAttention, shifted_window_pattern
 from ..utils.attn_path import StageAttnPlan, build_stage_plan, check_attn_path
+from ..utils.grouped_attention import from_slots, to_slots
 from ..utils.windows import pad_to_multiple, window_partition, window_reverse
 
 __all__ = ['PatchEmbed', 'PatchMerging', 'MixMAEBlock', 'MixMAEStage']
@@ -89,7 +90,8 @@ class MixMAEBlock(nn.Module):
                 iso: Optional[StageAttnPlan] = None) -> torch.Tensor:
         """
         Args:
-            x: ``[B, H*W, C]``.
+            x: ``[B, H*W, C]``; on the grouped path ``[B, S, C]`` in the stage plan's slot
+                order (:class:`MixMAEStage` permutes once for all its blocks).
             hw: ``(H, W)``.
             iso: the stage's isolation structure (pretraining, built once per stage by
                 :class:`MixMAEStage`), or None.
@@ -148,13 +150,22 @@ class MixMAEStage(nn.Module):
         and shared by all blocks.
         """
         iso = None
+        plan = None
         if iso_mask is not None:
             iso = build_stage_plan(self.attn_path, iso_mask, hw)
+            if iso.path == 'grouped':
+                # one permutation into slot order for all blocks (they share the window)
+                first = self.blocks[0]
+                window = hw if first.global_attn else first.window_size
+                plan = iso.get(window, first.attn)
+                x = to_slots(x, plan)
         for block in self.blocks:
             if self.with_cp and x.requires_grad:
                 x = cp.checkpoint(block, x, hw, iso, use_reentrant=False)
             else:
                 x = block(x, hw, iso)
+        if plan is not None:
+            x = from_slots(x, plan)
         if self.downsample is None:
             return x, hw, x, hw
         down, down_hw = self.downsample(x, hw)

@@ -23,8 +23,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .grouped_attention import GroupPlan, grouped_attention
-from .rel_pos import get_relative_position_index, resize_rel_pos_table, table_shape
+from .rel_pos import get_relative_position_index, resize_rel_pos_table, table_shape, take_bias
 from .windows import window_partition
+
+
+def flat_bias_index(index: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``[N, N]`` table rows -> ``[nH, N, N]`` indices into the flattened ``[T, nH]`` table."""
+    heads = torch.arange(num_heads, device=index.device).view(-1, 1, 1)
+    return index.unsqueeze(0) * num_heads + heads
 
 
 def check_fused_flag(use_fused) -> None:
@@ -108,6 +114,10 @@ class WindowAttention(nn.Module):
         # rebuilt from the window size, never loaded from a checkpoint
         self.register_buffer('relative_position_index',
                              get_relative_position_index(self.window_size), persistent=False)
+        # the same index into the flattened table, in the [nH, N, N] layout of the scores
+        self.register_buffer('relative_bias_flat_index',
+                             flat_bias_index(self.relative_position_index, num_heads),
+                             persistent=False)
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(embed_dims, embed_dims)
@@ -118,12 +128,12 @@ class WindowAttention(nn.Module):
         """``[nH, N, N]`` bias for this window size (the table is resized for other sizes)."""
         table = self.relative_position_bias_table
         if window_size is None or tuple(window_size) == self.window_size:
-            index = self.relative_position_index
+            index = self.relative_bias_flat_index
         else:
             table = resize_rel_pos_table(table, self.window_size, window_size)
-            index = get_relative_position_index(window_size).to(table.device)
-        n = index.shape[0]
-        return table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+            index = flat_bias_index(get_relative_position_index(window_size).to(table.device),
+                                    self.num_heads)
+        return take_bias(table, index)
 
     def forward(self,
                 x: torch.Tensor,
@@ -168,11 +178,11 @@ class WindowAttention(nn.Module):
         """Attention within each image group only (see ``grouped_attention.py``).
 
         Args:
-            x: ``[B, H*W, C]`` tokens in grid order (no window partition needed).
+            x: ``[B, S, C]`` tokens in the plan's slot order (the stage permuted them once).
             plan: the stage's plan, built for this module's window size.
 
         Returns:
-            ``[B, H*W, C]``.
+            ``[B, S, C]``, slot order.
         """
         if plan.window_tokens != self.window_size[0] * self.window_size[1]:
             raise ValueError(f'grouped attention: the plan is for {plan.window_tokens}-token '

@@ -44,3 +44,37 @@ def window_from_table_length(length: int) -> int:
     if side * side != length or side % 2 == 0:
         raise ValueError(f'{length} rows is not the table of a square window')
     return (side + 1) // 2
+
+
+class _TakeFlat(torch.autograd.Function):
+    """``table.reshape(-1)[index]`` with an ``index_add_`` backward.
+
+    Autograd's own backward of an advanced index is an accumulating ``index_put_``, which on
+    the CPU runs element by element; ``index_add_`` does the same sum 5-20x faster for the
+    bias gathers of MixMAE-B (hundreds of thousands of entries per block).
+    """
+
+    @staticmethod
+    def forward(ctx, table, index):
+        ctx.save_for_backward(index)
+        ctx.shape = table.shape
+        return table.reshape(-1)[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, = ctx.saved_tensors
+        numel = 1
+        for n in ctx.shape:
+            numel *= n
+        out = grad.new_zeros(numel).index_add_(0, index.reshape(-1), grad.reshape(-1))
+        return out.view(ctx.shape), None
+
+
+def take_bias(table: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """Entries of ``table`` (any shape, read flattened) at ``flat_index`` (same shape out).
+
+    Args:
+        table: ``[(2Wh-1)*(2Ww-1), nH]`` relative-bias table.
+        flat_index: long indices into ``table.reshape(-1)``, e.g. ``row * nH + head``.
+    """
+    return _TakeFlat.apply(table, flat_index)
