@@ -41,8 +41,9 @@ def test_init_dist_on_cpu(monkeypatch, launcher):
         torch.cuda.set_device(0)
 
 
-def test_amp_optim_wrapper_on_cpu():
+def test_amp_optim_wrapper_on_cpu(monkeypatch):
     from mmengine.optim import AmpOptimWrapper
+    monkeypatch.setenv('MMMIXMAE_CPU_AMP', 'bf16')  # this test checks the bf16 arithmetic
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
     x = torch.randn(8, 3)
@@ -82,3 +83,30 @@ def test_amp_optim_wrapper_on_cpu():
     with pytest.raises(UserError, match='only bfloat16.*optim_wrapper.dtype=float16'):
         AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                         dtype='float16')
+
+
+@pytest.mark.parametrize('mode', ['auto', 'bf16', 'fp32'])
+def test_cpu_amp_runs_bf16_only_where_it_is_fast(monkeypatch, mode):
+    """bf16 autocast only where the CPU has bf16 kernels (or when forced); float32 otherwise,
+    with the requested dtype kept on the wrapper."""
+    from mmengine.optim import AmpOptimWrapper
+    from mmmixmae.utils import amp
+    monkeypatch.setenv('MMMIXMAE_CPU_AMP', mode)
+    model = nn.Linear(3, 1)
+    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert wrapper.cast_dtype == torch.bfloat16
+    want_bf16 = mode == 'bf16' or (mode == 'auto' and amp.cpu_has_native_bf16())
+    with wrapper.optim_context(model):
+        assert torch.is_autocast_enabled('cpu') == want_bf16
+        out = model(torch.randn(4, 3))
+    assert out.dtype == (torch.bfloat16 if want_bf16 else torch.float32)
+    assert amp.cpu_autocast_dtype(torch.bfloat16) == (torch.bfloat16 if want_bf16 else None)
+    # only bfloat16 is subject to the choice
+    assert amp.cpu_autocast_dtype(torch.float16) == torch.float16
+
+
+def test_cpu_amp_env_value_is_checked(monkeypatch):
+    from mmmixmae.utils import amp
+    monkeypatch.setenv('MMMIXMAE_CPU_AMP', 'half')
+    with pytest.raises(UserError, match="MMMIXMAE_CPU_AMP='half': use 'auto', 'bf16' or 'fp32'"):
+        amp.cpu_autocast_dtype(torch.bfloat16)
