@@ -8,7 +8,8 @@ from mmpretrain.registry import MODELS
 from mmmixmae.models.backbones.mixmae_swin import MixMAESwin
 from mmmixmae.models.utils.attn_path import resolve_attn_path
 from mmmixmae.models.utils.attn_work import attention_work
-from mmmixmae.models.utils.grouped_attention import build_group_plan
+from mmmixmae.models.utils.grouped_attention import (build_group_plan, from_slots,
+                                                      grouped_attention, to_slots)
 from mmmixmae.models.utils.mixing import random_mixing_mask, stage_masks
 from mmmixmae.models.utils.rel_pos import get_relative_position_index
 
@@ -121,3 +122,60 @@ def test_attn_path_names():
     # shifted windows never take a pretraining mask, whatever the attention path
     with pytest.raises(ValueError, match='shift_window=True cannot take a pretraining mask'):
         model(torch.randn(2, 3, 64, 64), random_mixing_mask((2, 2), 0.5))
+
+
+@pytest.mark.parametrize('pad_tol', [0.25, 1.0])
+def test_padded_slots_equal_exact_buckets_through_two_blocks(pad_tol):
+    """Padding pieces into shared buckets (fewer, larger products) changes nothing: padded
+    slots flow through per-token layers and two attention layers, yet outputs and every
+    gradient equal the exact (pure permutation) plan's."""
+    torch.manual_seed(0)
+    hw, window, c, heads = (28, 28), (14, 14), 16, 2
+    mask = stage_masks(random_mixing_mask((7, 7), 0.5, generator=torch.Generator().manual_seed(5)),
+                       [hw])[0]
+    rel = get_relative_position_index(window)
+    exact = build_group_plan(mask, hw, window, rel, 0.)
+    padded = build_group_plan(mask, hw, window, rel, pad_tol)
+    assert exact.pad_slots is None and exact.num_slots == 28 * 28
+    assert padded.pad_slots is not None and padded.num_slots > exact.num_slots
+    assert len(padded.buckets) < len(exact.buckets)
+    x = torch.randn(2, 28 * 28, c)
+    table = torch.randn(27 * 27, heads)
+    qkv = [torch.nn.Linear(c, 3 * c) for _ in range(2)]
+    probe = torch.randn(2, 28 * 28, c)
+
+    def run(plan):
+        xs = x.clone().requires_grad_()
+        tab = table.clone().requires_grad_()
+        for lin in qkv:
+            lin.zero_grad()
+        t = to_slots(xs, plan)
+        for lin in qkv:  # two pre-norm blocks: the padded slots live through both
+            t = t + grouped_attention(lin(torch.nn.functional.layer_norm(t, (c, ))), plan, tab,
+                                      heads, (c // heads)**-0.5)
+        out = from_slots(t, plan)
+        (out * probe).sum().backward()
+        return out.detach(), xs.grad, tab.grad, [lin.weight.grad.clone() for lin in qkv]
+
+    out_e, gx_e, gt_e, gw_e = run(exact)
+    out_p, gx_p, gt_p, gw_p = run(padded)
+    torch.testing.assert_close(out_p, out_e, atol=1e-5, rtol=0)
+    torch.testing.assert_close(gx_p, gx_e, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gt_p, gt_e, atol=1e-4, rtol=1e-5)
+    for a, b in zip(gw_p, gw_e):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
+    assert gt_e.abs().max() > 0.1 and gx_e.abs().max() > 0.1
+
+
+def test_slot_order_round_trip_and_wrong_sizes():
+    mask = stage_masks(random_mixing_mask((2, 2), 0.5, generator=torch.Generator().manual_seed(0)),
+                       [(8, 8)])[0]
+    plan = build_group_plan(mask, (8, 8), (4, 4), get_relative_position_index((4, 4)))
+    x = torch.randn(3, 64, 5)
+    assert torch.equal(from_slots(to_slots(x, plan), plan), x)
+    # exact buckets (pad_tol 0): the slot order is a permutation of the grid
+    assert sorted(plan.src.tolist()) == list(range(64))
+    with pytest.raises(ValueError, match='63 tokens, the plan was built for 64'):
+        to_slots(x[:, :63], plan)
+    with pytest.raises(ValueError, match='65 slots, the plan has 64'):
+        from_slots(torch.randn(3, 65, 5), plan)

@@ -11,6 +11,10 @@
 set -euo pipefail
 [[ $# -ge 3 ]] || { echo "usage: $0 PYTHON OPS OUT_DIR [ARCH_LIST] [CPATH]" >&2; exit 2; }
 PY="$1"; OPS="$2"; OUT="$3"; ARCHS="${4:-}"; INC="${5:-}"
+# the build runs inside the unpacked sdist: a relative PYTHON or OUT_DIR must not break it
+# (absolute, but not resolved: a venv's python is a link to the base interpreter)
+[[ "$PY" == */* ]] && PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+mkdir -p "$OUT" && OUT="$(realpath "$OUT")"
 MMCV_VERSION=2.1.0
 die() { printf '[build_mmcv] ERROR: %s\n' "$*" >&2; exit 1; }
 case "$OPS" in
