@@ -115,8 +115,12 @@ def time_config(model, batch: int, img: int, device, steps: int, warmup: int,
     """Median step time, first-step time and peak memory of bf16-AMP pretraining steps."""
     model = model.to(device).train()
     if compiled:
-        model.backbone = torch.compile(model.backbone)
-        model.neck = torch.compile(model.neck)
+        from mmmixmae.models.utils.compile import set_compile
+        # ours: compile=True (token-wise parts; attention buckets change shape every step);
+        # mmpretrain's MixMIM has no such switch: its backbone and decoder are compiled whole
+        if not set_compile(model, True):
+            model.backbone = torch.compile(model.backbone)
+            model.neck = torch.compile(model.neck)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
                             fused=device.type == 'cuda')
     x = torch.randn(batch, 3, img, img, device=device)

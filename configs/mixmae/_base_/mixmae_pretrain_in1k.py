@@ -48,10 +48,14 @@ model = dict(
                   drop_path_rate=0.0, fill_mode='mix', attn_isolation=True,
                   # 'dense' | 'grouped' | 'auto' (grouped in fp32, dense under autocast;
                   # see docs/en/benchmarks.md)
-                  attn_path='auto'),
+                  attn_path='auto',
+                  # True: torch.compile the blocks' token-wise parts (off: measured no gain
+                  # on the CPU, see docs/en/benchmarks.md; not yet measured on a GPU)
+                  compile=False),
     # the decoder's in_channels / img_size / encoder_stride and the head's patch_size are
     # taken from the backbone by MixMAE (a stated value must agree, or the build fails)
-    neck=dict(type='MixMAEDecoder', embed_dims=512, depth=8, num_heads=16, mlp_ratio=4.),
+    neck=dict(type='MixMAEDecoder', embed_dims=512, depth=8, num_heads=16, mlp_ratio=4.,
+              compile=False),
     head=dict(type='MixMAEPretrainHead', norm_pix=True, eps=1e-6))
 
 # ---------------------------------------------------------------- schedule

@@ -17,6 +17,7 @@ import torch.utils.checkpoint as cp
 
 from ..utils.attention import DropPath, Mlp, WindowAttention, shifted_window_pattern
 from ..utils.attn_path import StageAttnPlan, build_stage_plan, check_attn_path
+from ..utils.compile import compiled
 from ..utils.grouped_attention import from_slots, to_slots
 from ..utils.windows import pad_to_multiple, window_partition, window_reverse
 
@@ -62,6 +63,11 @@ class PatchMerging(nn.Module):
         return self.reduction(self.norm(x.reshape(b, -1, 4 * c))), out_hw
 
 
+def mlp_residual(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x + drop_path(mlp(norm2(x)))``: the token-wise half of a block (compiled on request)."""
+    return x + block.drop_path(block.mlp(block.norm2(x)))
+
+
 class MixMAEBlock(nn.Module):
     """Pre-norm window attention + MLP.
 
@@ -69,13 +75,16 @@ class MixMAEBlock(nn.Module):
         window_size: ``(Wh, Ww)`` of the bias table (already clamped to the stage grid).
         shift: cyclic shift ``(sh, sw)`` for Swin-style shifted windows (dense fine-tuning).
         global_attn: attend over the whole (padded) grid; the bias table is resized on the fly.
+        compile_cfg: ``torch.compile`` arguments for :func:`mlp_residual`, or None (eager).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: Tuple[int, int],
                  mlp_ratio: float = 4., qkv_bias: bool = True, drop: float = 0.,
                  attn_drop: float = 0., drop_path: float = 0., shift: bool = False,
-                 global_attn: bool = False, use_fused_attn: Union[bool, str] = 'auto'):
+                 global_attn: bool = False, use_fused_attn: Union[bool, str] = 'auto',
+                 compile_cfg: Optional[dict] = None):
         super().__init__()
+        self.compile_cfg = compile_cfg
         self.window_size = tuple(window_size)
         self.shift = (self.window_size[0] // 2, self.window_size[1] // 2) if shift else (0, 0)
         self.global_attn = global_attn
@@ -106,7 +115,7 @@ class MixMAEBlock(nn.Module):
                                  "groups are defined on unshifted windows): use attn_path='dense'")
             x = self.attn.forward_grouped(self.norm1(x), iso.get(window, self.attn))
             x = shortcut + self.drop_path(x)
-            return x + self.drop_path(self.mlp(self.norm2(x)))
+            return compiled(mlp_residual, self.compile_cfg)(self, x)
         x = self.norm1(x).view(b, h, w, c)
         x, pad_h, pad_w = pad_to_multiple(x, window)
         hp, wp = x.shape[1], x.shape[2]
@@ -121,7 +130,7 @@ class MixMAEBlock(nn.Module):
             x = torch.roll(x, shifts=self.shift, dims=(1, 2))
         x = x[:, :h, :w].reshape(b, length, c)
         x = shortcut + self.drop_path(x)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return compiled(mlp_residual, self.compile_cfg)(self, x)
 
 
 class MixMAEStage(nn.Module):

@@ -20,6 +20,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils.attn_path import check_attn_path
+from ..utils.compile import check_compile_cfg
 from ..utils.layer_ids import mixmim_layer_id
 from ..utils.mixing import mix_tokens, stage_masks
 from ..utils.pos_embed import build_2d_sincos_pos_embed, resize_pos_embed
@@ -64,6 +65,7 @@ class MixMAESwin(BaseModule):
             window attention with an additive ``-inf`` mask), ``'grouped'`` (attention only
             within each image's group, ``models/utils/grouped_attention.py``) or ``'auto'``
             (see ``models/utils/attn_path.py``; logs its pick once).
+        compile: ``torch.compile`` the blocks' token-wise parts (``models/utils/compile.py``).
     """
     arch_zoo: Dict[str, dict] = {
         'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
@@ -99,6 +101,7 @@ class MixMAESwin(BaseModule):
                  frozen_stages: int = -1,
                  use_fused_attn: Union[bool, str] = 'auto',
                  attn_path: str = 'auto',
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
@@ -133,6 +136,7 @@ class MixMAESwin(BaseModule):
         self.use_fused_attn = use_fused_attn
         check_attn_path(attn_path)
         self.attn_path = attn_path
+        compile_cfg = check_compile_cfg(compile)
 
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)
         self.patch_grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
@@ -171,7 +175,8 @@ class MixMAESwin(BaseModule):
                     global_blocks=[g - first for g in global_attn_indexes if first <= g < first + depth],
                     with_cp=with_cp, attn_path=attn_path, mlp_ratio=mlp_ratio,
                     qkv_bias=qkv_bias, drop=drop_rate,
-                    attn_drop=attn_drop_rate, use_fused_attn=use_fused_attn))
+                    attn_drop=attn_drop_rate, use_fused_attn=use_fused_attn,
+                    compile_cfg=compile_cfg))
             self.num_features.append(dims)
         self.norm = nn.LayerNorm(self.num_features[-1])
         for i in out_indices:

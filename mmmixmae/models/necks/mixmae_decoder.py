@@ -7,7 +7,12 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils.attention import TransformerBlock
+from ..utils.compile import check_compile_cfg, compiled
 from ..utils.pos_embed import build_2d_sincos_pos_embed, resize_pos_embed
+
+
+def _run_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return block(x)
 
 
 @MODELS.register_module()
@@ -25,6 +30,8 @@ class MixMAEDecoder(BaseModule):
         embed_dims, depth, num_heads, mlp_ratio: decoder size (512, 8, 16, 4 officially).
         img_size: pretraining image size; sets the decoder position grid (``img/stride``).
         encoder_stride: pixels per latent token (32).
+        compile: ``torch.compile`` each block (``models/utils/compile.py``; same shapes every
+            step, so the whole block compiles).
     """
 
     def __init__(self,
@@ -37,6 +44,7 @@ class MixMAEDecoder(BaseModule):
                  encoder_stride: int = 32,
                  in_chans: int = 3,
                  use_fused_attn: bool = True,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
@@ -50,6 +58,7 @@ class MixMAEDecoder(BaseModule):
             TransformerBlock(embed_dims, num_heads, mlp_ratio, qkv_bias=True,
                              use_fused=use_fused_attn) for _ in range(depth)
         ])
+        self.compile_cfg = check_compile_cfg(compile)
         self.decoder_norm = nn.LayerNorm(embed_dims)
         self.decoder_pred = nn.Linear(embed_dims, encoder_stride**2 * in_chans)
         for m in self.modules():
@@ -82,6 +91,7 @@ class MixMAEDecoder(BaseModule):
         x1 = x * (1. - m) + token * m
         x = torch.cat([x1, x * m + token * (1. - m)], dim=0) if dual else x1
         x = x + resize_pos_embed(self.decoder_pos_embed, self.grid, hw).to(x.dtype)
+        run = compiled(_run_block, self.compile_cfg)
         for block in self.decoder_blocks:
-            x = block(x)
+            x = run(block, x)
         return self.decoder_pred(self.decoder_norm(x))

@@ -71,6 +71,8 @@ model = dict(
         drop_path_rate=0.1,
         out_indices=(3, ),
         out_type='avg_featmap',  # global average pooling of the final-normed tokens
+        # True: torch.compile the blocks' token-wise parts (docs/en/benchmarks.md)
+        compile=False,
         # set to your pretraining checkpoint: an mmmixmae MixMAE checkpoint, an official
         # Sense-X/MixMIM one or a converted one (see docs/en/finetune.md)
         init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
