@@ -265,13 +265,16 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
     # one gather per block for all buckets, straight into the [K, nH, P, P] score layout
     bias = take_bias(bias_table, plan.bias_index(num_heads))
     bias_parts = bias.split([bk.num_pieces * num_heads * bk.size**2 for bk in plan.buckets])
+    # split, not slices: its backward is one concatenation, where each slice's backward would
+    # zero-fill a full [B, S, 3C] gradient (one per bucket, about 20 buckets at stage 0)
+    slot_parts = qkv.split([bk.num_pieces * bk.size for bk in plan.buckets], dim=1)
     outs = []
-    for bucket, bias in zip(plan.buckets, bias_parts):
+    for bucket, bias, t in zip(plan.buckets, bias_parts, slot_parts):
         k_, p = bucket.num_pieces, bucket.size
         bias = bias.view(k_, num_heads, p, p)
         if bucket.key_pad is not None:
             bias = bias + bucket.key_pad
-        t = qkv[:, bucket.start:bucket.start + k_ * p].view(b, k_, p, 3, num_heads, d)
+        t = t.view(b, k_, p, 3, num_heads, d)
         q, k, v = t.permute(3, 0, 1, 4, 2, 5).unbind(0)  # [B, K, nH, P, d]
         # scaling q (P x d) is cheaper than scaling the scores (P x P); in place: the product
         # itself is not needed by matmul's backward
