@@ -64,8 +64,10 @@ def test_train_then_test(tmp_path):
     assert abs(float(logged[-1]) - mse) <= 1e-4 * max(1.0, mse)
 
 
-def test_train_amp_cpu_uses_bfloat16(tmp_path):
+def test_train_amp_cpu_uses_bfloat16(tmp_path, monkeypatch):
     from mmmixmae.utils.cli import train_main
+    # bf16 even where the CPU has no bf16 kernels (auto would compute in float32 there)
+    monkeypatch.setenv('MMMIXMAE_CPU_AMP', 'bf16')
     model = train_main([
         str(TOY_CONFIG), '--amp', '--work-dir', str(tmp_path), '--cfg-options',
         'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2'
