@@ -9,11 +9,4 @@ model = dict(
                                 out_indices=(3, ), gap_before_final_norm=False)),
     # decoder input = the adapter's num_features[-1]
     neck=dict(in_channels=1024))
-max_epochs = 300
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=True, begin=0, end=40,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=300 - 40, eta_min=0.0, by_epoch=True, begin=40,
-         end=300, convert_to_iter_based=True),
-]
-train_cfg = dict(max_epochs=300)
+# schedule: the base's 300 epochs (40 warm-up, cosine to 0 per iteration), unchanged

@@ -14,8 +14,8 @@ PRETRAIN = sorted(p for p in glob.glob(osp.join(REPO, 'configs', 'mixmae', '*.py
 
 def test_every_pretraining_config_drops_the_last_batch():
     # MixMAESwin: B/L/H at each schedule (6), the demo and the toy (2), the FSDP toy (1);
-    # MixMAEAdapter: Swin-W7 / ConvNeXt / PCPVT in1k (3) and their demos (3)
-    assert len(PRETRAIN) == 15
+    # MixMAEAdapter: Swin-W7 / ConvNeXt / PCPVT in1k (3), their demos and the SVT demo (4)
+    assert len(PRETRAIN) == 16
     for path in PRETRAIN:
         cfg = Config.fromfile(path)
         assert cfg.model.type == 'MixMAE', path

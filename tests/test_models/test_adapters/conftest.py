@@ -1,5 +1,10 @@
 """Tiny upstream backbones and helpers for the MixMAEAdapter tests."""
 import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,6 +96,58 @@ def kit():
     return _Kit
 
 
+REPO = Path(__file__).resolve().parents[3]
+#: the CPU demo config of each adapted backbone
+DEMO_CONFIGS = {
+    'swin': 'configs/mixmae/mixmae_swin-demo-w4_1xb16-600it_photos_cpu.py',
+    'convnext': 'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py',
+    'pcpvt': 'configs/mixmae/mixmae_pcpvt-demo_1xb16-600it_photos_cpu.py',
+    'svt': 'configs/mixmae/mixmae_svt-demo_1xb16-600it_photos_cpu.py',
+}
+#: iterations of the demo runs the slow tests train (the configs' schedule is 600)
+DEMO_ITERS = 20
+
+
+def run_demo(name: str, work: Path) -> dict:
+    """Train ``DEMO_CONFIGS[name]`` for ``DEMO_ITERS`` iterations through
+    ``tools/demo/run_demo.py`` (mmpretrain's Runner) in a subprocess; returns its
+    ``summary.json`` with ``work_dir`` and ``checkpoint`` added."""
+    env = dict(os.environ, OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')
+    env['PYTHONPATH'] = str(REPO) + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH')
+                                     else '')
+    proc = subprocess.run(
+        [sys.executable, 'tools/demo/run_demo.py', '--config', DEMO_CONFIGS[name], '--iters',
+         str(DEMO_ITERS), '--work-dir', str(work)],
+        capture_output=True, text=True, env=env, timeout=900, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((work / 'summary.json').read_text())
+    return dict(summary, work_dir=str(work), checkpoint=str(work / f'iter_{DEMO_ITERS}.pth'))
+
+
+class DemoRuns:
+    """``demo_run(name)``: the ``DEMO_ITERS``-iteration demo run of one backbone, trained once
+    per test session (the ConvNeXt one serves both its own test and the UperNet transfer)."""
+    configs = DEMO_CONFIGS
+    iters = DEMO_ITERS
+    repo = REPO
+
+    def __init__(self, tmp_path_factory):
+        self._factory = tmp_path_factory
+        self._done = {}
+
+    def __call__(self, name: str) -> dict:
+        if name not in self._done:
+            self._done[name] = run_demo(name, self._factory.mktemp(f'demo_{name}'))
+        return self._done[name]
+
+
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory) -> DemoRuns:
+    return DemoRuns(tmp_path_factory)
+
+
 def pytest_generate_tests(metafunc):
     if 'tiny_name' in metafunc.fixturenames:
         metafunc.parametrize('tiny_name', list(TINY))
+    if 'demo_name' in metafunc.fixturenames:
+        metafunc.parametrize('demo_name', list(DEMO_CONFIGS))

@@ -1,35 +1,11 @@
 """Each tiny adapted backbone learns on the bundled photos through the demo's Runner."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-CONFIGS = {
-    'swin': 'configs/mixmae/mixmae_swin-demo-w4_1xb16-600it_photos_cpu.py',
-    'convnext': 'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py',
-    'pcpvt': 'configs/mixmae/mixmae_pcpvt-demo_1xb16-600it_photos_cpu.py',
-}
-ITERS = 20
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', list(CONFIGS))
-def test_tiny_adapter_learns_on_photos(name, tmp_path):
-    work = tmp_path / name
-    env = dict(os.environ, OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')
-    env['PYTHONPATH'] = str(REPO) + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH')
-                                     else '')
-    proc = subprocess.run(
-        [sys.executable, 'tools/demo/run_demo.py', '--config', CONFIGS[name], '--iters',
-         str(ITERS), '--work-dir', str(work)],
-        capture_output=True, text=True, env=env, timeout=900, cwd=str(REPO))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads((work / 'summary.json').read_text())
-    assert summary['iters'] == ITERS
+def test_tiny_adapter_learns_on_photos(demo_name, demo_run):
+    summary = demo_run(demo_name)
+    assert summary['iters'] == demo_run.iters
     # norm-pix targets: predicting zeros scores ~1.0; untrained is no better
     assert 0.995 < summary['zero_loss'] < 1.001
     assert summary['loss_before'] > 0.98
@@ -43,10 +19,10 @@ def test_tiny_adapter_learns_on_photos(name, tmp_path):
 
     import mmmixmae  # noqa: F401
     from mmmixmae.checkpoint import load_checkpoint_safely
-    cfg = Config.fromfile(str(REPO / CONFIGS[name]))
+    cfg = Config.fromfile(str(demo_run.repo / demo_run.configs[demo_name]))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         upstream = MODELS.build(cfg.model.backbone.backbone)
-    state = load_checkpoint_safely(str(work / f'iter_{ITERS}.pth'))['state_dict']
+    state = load_checkpoint_safely(summary['checkpoint'])['state_dict']
     backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
     result = upstream.load_state_dict(backbone, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
