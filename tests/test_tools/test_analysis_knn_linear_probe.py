@@ -1,5 +1,4 @@
 """tools/analysis_tools/knn_linear_probe.py and mmmixmae.apis.feature_eval."""
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -7,24 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.tools import load_tool
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'analysis_tools' / 'knn_linear_probe.py'
 TOY_CONFIG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 CLASSES = ('astronaut', 'coffee', 'chelsea', 'rocket')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('knn_linear_probe', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope='module')
 def tool():
-    return _load_tool()
+    return load_tool('analysis_tools/knn_linear_probe')
 
 
 @pytest.fixture(scope='module')
