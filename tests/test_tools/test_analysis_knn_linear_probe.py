@@ -38,17 +38,6 @@ def photo_folder(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope='module')
-def toy_checkpoint(tmp_path_factory):
-    """A pretraining checkpoint of the toy MixMAE (fixed random weights)."""
-    from mmmixmae.apis.common import build_model, load_tool_config
-    torch.manual_seed(0)
-    model = build_model(load_tool_config(str(TOY_CONFIG)))
-    path = tmp_path_factory.mktemp('ckpt') / 'toy.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
-
-
 def test_knn_votes_by_hand():
     from mmmixmae.apis.feature_eval import knn_predict
     train = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])

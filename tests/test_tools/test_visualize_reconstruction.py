@@ -22,17 +22,6 @@ def tool():
 
 
 @pytest.fixture(scope='module')
-def toy_checkpoint(tmp_path_factory):
-    """A Runner-style checkpoint of the toy MixMAE (random weights, fixed seed)."""
-    from mmmixmae.apis.common import build_model, load_tool_config
-    torch.manual_seed(0)
-    model = build_model(load_tool_config(str(TOY_CONFIG)))
-    path = tmp_path_factory.mktemp('ckpt') / 'toy.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
-
-
-@pytest.fixture(scope='module')
 def photos():
     from mmmixmae.datasets import packaged_photo_path
     return packaged_photo_path('astronaut'), packaged_photo_path('china')
