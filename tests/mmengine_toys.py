@@ -14,6 +14,8 @@ that re-importing the module is harmless.
   backend, wrapper class, iteration and the message hub's ``train/loss``
   history to ``{work_dir}/params_{before,after}_rank{R}.pt`` (before and
   after training).
+* ``sgd_reference``: what plain SGD on that regression gives, in float64 (the tools' tests
+  compare a training run's parameters with it).
 """
 import os.path as osp
 
@@ -112,3 +114,18 @@ class ParamDumpHook(Hook):
 
     def after_train(self, runner):
         self._dump(runner, 'after')
+
+
+def sgd_reference(params, x, y, lr, steps, batch):
+    """Plain SGD on the mean squared error, batches taken in order."""
+    w = params['linear.weight'].double().clone().requires_grad_(True)
+    b = params['linear.bias'].double().clone().requires_grad_(True)
+    for i in range(steps):
+        xb = x[i * batch:(i + 1) * batch].double()
+        yb = y[i * batch:(i + 1) * batch].double()
+        loss = ((xb @ w.T).squeeze(-1) + b - yb).pow(2).mean()
+        gw, gb = torch.autograd.grad(loss, (w, b))
+        with torch.no_grad():
+            w -= lr * gw
+            b -= lr * gb
+    return {'linear.weight': w.detach(), 'linear.bias': b.detach()}

@@ -1,6 +1,8 @@
 # Mask R-CNN + FPN, MixMAE Swin-B/W14, COCO 2017, 3x schedule with multi-scale training and
 # random crops (the Swin / DETR augmentation of mmdet's Swin 3x configs), AMP.
 _base_ = './mask-rcnn_mixmae-base_fpn_amp-1x_coco.py'
+# Optimizer and layer decay are inherited from the 1x config (0.9 per block, not an official
+# recipe: see its comment and docs/en/pretrain.md).
 
 backend_args = None
 train_pipeline = [

@@ -36,6 +36,13 @@ model = dict(
     test_cfg=dict(mode='whole'))
 
 # AdamW with layer-wise lr decay over the 24 Swin blocks; decode heads at the base lr.
+# Recipe difference (docs/en/pretrain.md, "Where this recipe differs from the official code"):
+# the official MixMAE code releases no segmentation recipe.  Ours applies the official
+# fine-tuning rule (util/lr_decay.py, layer ids from MixMAESwin.get_layer_depth: layer id k,
+# 0 = stem and 1-24 = blocks, gets 0.9 ** (24 + 1 - k) of the base lr) to the backbone only,
+# with rate 0.9 per block instead of the 0.7 of ImageNet fine-tuning: the stem trains at
+# 0.9 ** 25 = 7 % of the base lr, the last block at 90 %; the UPerHead and FCN heads are
+# new and get the full lr.  Reasons for 0.9: configs/upernet/README.md.
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',

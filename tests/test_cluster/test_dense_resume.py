@@ -1,7 +1,6 @@
 """SIGKILL mid-run of the CPU toy Mask R-CNN and UperNet configs, then --resume: the final
 weights and optimizer state are bit-identical to an uninterrupted run (tools/train.py, i.e.
 mmdet's and mmseg's Runners with the configs' resumable loop and reliability hooks)."""
-import os
 import os.path as osp
 import signal
 import subprocess
@@ -10,6 +9,7 @@ import time
 
 import pytest
 import torch
+from helpers.subprocesses import scrubbed_env
 
 from mmmixmae.checkpoint import load_checkpoint_safely
 
@@ -30,7 +30,7 @@ def train_cmd(repo, config, work_dir, *extra):
 
 
 def env_for(shared_data):
-    return dict(os.environ, MMMIXMAE_DATA=shared_data, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    return dict(scrubbed_env(threads=1), MMMIXMAE_DATA=shared_data, PYTHONWARNINGS='ignore')
 
 
 def run(cmd, env, log):

@@ -1,37 +1,26 @@
 """Fixtures for the config / dry-run tests: the tools/misc modules and the mini data sets."""
-import importlib.util
-import os.path as osp
-import sys
 from types import ModuleType
 
 import pytest
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MISC = osp.join(REPO, 'tools', 'misc')
+from helpers.tools import load_tool
 
 
-def load_tool(name: str) -> ModuleType:
-    """Import ``tools/misc/<name>.py`` by path (tools/ is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, osp.join(MISC, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def load_misc(name: str) -> ModuleType:
+    """``tools/misc/<name>.py`` as a module."""
+    return load_tool(f'misc/{name}')
 
 
 @pytest.fixture(scope='session')
 def misc():
     """``misc('dry_run_config')`` -> the module."""
-    return load_tool
+    return load_misc
 
 
 @pytest.fixture(scope='session')
 def mini_data(shared_data, tmp_path_factory) -> str:
     """ImageNet / COCO / ADE20K miniatures in the real layouts, built once per session."""
     out = str(tmp_path_factory.mktemp('mini_data'))
-    load_tool('make_mini_datasets').make_all(out, shared_data)
+    load_misc('make_mini_datasets').make_all(out, shared_data)
     return out
 
 

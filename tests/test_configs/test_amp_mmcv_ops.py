@@ -33,6 +33,44 @@ def test_nms_low_precision_equals_float32_on_same_values(dtype):
     assert torch.equal(kb, kb32) and kb.numel() > keep.numel()
 
 
+def _far_class_boxes():
+    """A 1000-px box of class 0 (it sets the largest coordinate, so class c is shifted by
+    c x 1001) and two boxes of class 79 that overlap with IoU 0.855.  79 x 1001 = 79,079,
+    where bfloat16 values are 512 apart: in bfloat16 arithmetic both class-79 boxes would
+    become the point (78848, 78848), of zero area, and never suppress each other."""
+    boxes = torch.tensor([[0., 0., 1000., 1000.], [10., 10., 60., 60.], [12., 12., 62., 62.]])
+    return boxes, torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0, 79, 79])
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_batched_nms_offsets_in_float32(dtype):
+    from mmcv.ops import batched_nms
+    boxes, scores, idx = _far_class_boxes()
+    cfg = dict(type='nms', iou_threshold=0.5)
+    dets32, keep32 = batched_nms(boxes, scores, idx, cfg)
+    assert keep32.tolist() == [0, 1]  # the second class-79 box is suppressed
+    lb, ls = boxes.to(dtype), scores.to(dtype)
+    dets, keep = batched_nms(lb, ls, idx, cfg)
+    assert keep.tolist() == [0, 1]
+    assert dets.dtype == dtype  # mmcv's contract: boxes and scores promoted
+    assert torch.equal(dets[:, :4], lb[keep]) and torch.equal(dets[:, 4], ls[keep])
+    # float32 boxes with low-precision scores (mmdet's heads under autocast) as before
+    dets_mixed, keep_mixed = batched_nms(boxes, ls, idx, cfg)
+    assert keep_mixed.tolist() == [0, 1] and dets_mixed.dtype == torch.float32
+    assert torch.equal(dets_mixed[:, :4], boxes[keep_mixed])
+
+
+def test_batched_nms_patched_in_place():
+    """mmdet binds ``batched_nms`` by name at import: the one function object is patched."""
+    import importlib
+
+    import mmcv.ops
+    from mmdet.models.layers import bbox_nms
+    nms_module = importlib.import_module('mmcv.ops.nms')
+    assert bbox_nms.batched_nms is nms_module.batched_nms is mmcv.ops.batched_nms
+    assert getattr(nms_module.batched_nms, '_mmmixmae_lowp_patched', False)
+
+
 def test_roi_align_bf16_matches_float32_and_backpropagates():
     from mmcv.ops import RoIAlign
     torch.manual_seed(0)

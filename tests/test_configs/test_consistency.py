@@ -58,39 +58,40 @@ def _build(cc, cfg):
     return cc.build_model(cfg)
 
 
-def test_windows_vs_stage_grid(misc):
+def _classifier(window_size=(4, 4, 2, 2), in_channels=128):
+    return dict(type='ImageClassifier',
+                backbone=dict(type='MixMAESwin', arch=TINY, img_size=64,
+                              window_size=window_size),
+                head=dict(type='LinearClsHead', num_classes=3, in_channels=in_channels))
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(window_size=(4, 4, 8, 2)),
+     r'model\.backbone\.window_size\[2\]=8 disagrees with stage 2 grid at '
+     r"model\.backbone\.img_size='4x4 \(\(64, 64\)\)'"),
+    (dict(in_channels=1024),
+     r'model\.head\.in_channels=1024 disagrees with backbone width of stage 3 '
+     r'\(model\.backbone\.arch\)=128'),
+], ids=['window_vs_stage_grid', 'head_vs_width'])
+def test_classifier_model_mismatch_names_both_fields(misc, change, message):
     cc = misc('config_consistency')
-    model = dict(type='ImageClassifier',
-                 backbone=dict(type='MixMAESwin', arch=TINY, img_size=64,
-                               window_size=(4, 4, 8, 2)),
-                 head=dict(type='LinearClsHead', num_classes=3, in_channels=128))
-    cfg = _tiny_cfg(model)
-    with pytest.raises(cc.ConfigConsistencyError,
-                       match=r'model\.backbone\.window_size\[2\]=8 disagrees with stage 2 grid '
-                             r"at model\.backbone\.img_size='4x4 \(\(64, 64\)\)'"):
+    good = _tiny_cfg(_classifier())
+    assert cc.check_consistency(good, _build(cc, good)) == 'classifier'
+    cfg = _tiny_cfg(_classifier(**change))
+    with pytest.raises(cc.ConfigConsistencyError, match=message):
         cc.check_consistency(cfg, _build(cc, cfg))
 
 
-def test_classifier_head_and_pipeline(misc):
+def test_classifier_pipeline_vs_img_size(misc):
     cc = misc('config_consistency')
-    model = dict(type='ImageClassifier',
-                 backbone=dict(type='MixMAESwin', arch=TINY, img_size=64,
-                               window_size=(4, 4, 2, 2)),
-                 head=dict(type='LinearClsHead', num_classes=3, in_channels=1024))
-    cfg = _tiny_cfg(model)
-    with pytest.raises(cc.ConfigConsistencyError,
-                       match=r'model\.head\.in_channels=1024 disagrees with backbone width of '
-                             r'stage 3 \(model\.backbone\.arch\)=128'):
-        cc.check_consistency(cfg, _build(cc, cfg))
-    model['head']['in_channels'] = 128
     pipe = [dict(type='LoadImageFromFile'), dict(type='RandomResizedCrop', scale=224)]
-    cfg = _tiny_cfg(model, train_dataloader=dict(dataset=dict(pipeline=pipe)))
+    cfg = _tiny_cfg(_classifier(), train_dataloader=dict(dataset=dict(pipeline=pipe)))
     with pytest.raises(cc.ConfigConsistencyError,
                        match=r'train_dataloader\.dataset\.pipeline RandomResizedCrop\.scale=224 '
                              r'disagrees with model\.backbone\.img_size=\(64, 64\)'):
         cc.check_consistency(cfg, _build(cc, cfg))
     pipe[1]['scale'] = 64
-    cfg = _tiny_cfg(model, train_dataloader=dict(dataset=dict(pipeline=pipe)))
+    cfg = _tiny_cfg(_classifier(), train_dataloader=dict(dataset=dict(pipeline=pipe)))
     assert cc.check_consistency(cfg, _build(cc, cfg)) == 'classifier'
 
 

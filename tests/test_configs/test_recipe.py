@@ -1,5 +1,5 @@
-"""Recipe fidelity of the pretraining configs: drop_last, bf16 autocast with the fp16 path
-one override away."""
+"""Recipe fidelity of the pretraining configs (drop_last, bf16 autocast with the fp16 path
+one override away) and the dense configs' stated layer-decay difference."""
 import glob
 import os.path as osp
 
@@ -10,6 +10,10 @@ from mmmixmae.utils.errors import UserError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRETRAIN = sorted(p for p in glob.glob(osp.join(REPO, 'configs', 'mixmae', '*.py')))
+DENSE = sorted(p for d in ('mask_rcnn', 'upernet')
+               for p in glob.glob(osp.join(REPO, 'configs', d, '*.py'))
+               if 'toy' not in p and 'demo' not in p)
+DOC_HEADING = '### Where this recipe differs from the official code'
 
 
 def test_every_pretraining_config_drops_the_last_batch():
@@ -74,3 +78,25 @@ def test_fp16_path_on_cpu_as_far_as_cpu_allows():
     assert scaler.get_scale() in (2.**16, 2.**15)  # unchanged, or halved after an overflow
     moved = (model.neck.decoder_pred.weight - before).abs().max().item()
     assert moved > 0 or scaler.get_scale() == 2.**15
+
+
+def test_dense_configs_state_their_layer_decay_difference():
+    """Mask R-CNN 1x/3x and UperNet B/L say in a comment that their layer decay is ours, not
+    an official recipe, pointing to docs/en/pretrain.md, and state the stem's share of the
+    lr that their own rate and depth give."""
+    import mmmixmae  # noqa: F401
+    from mmmixmae.models.backbones.mixmae_swin import MixMAESwin
+    assert len(DENSE) == 6
+    with open(osp.join(REPO, 'docs', 'en', 'pretrain.md')) as f:
+        assert DOC_HEADING in f.read()
+    for path in DENSE:
+        cfg = Config.fromfile(path)
+        rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
+        blocks = sum(MixMAESwin.arch_zoo[cfg.model.backbone.arch]['depths'])
+        text = open(path).read()
+        assert 'docs/en/pretrain.md' in text, path
+        assert f'{rate} per block' in text, path
+        assert 'official' in text, path
+        if '-1x_' in path or 'upernet' in path:  # the 3x configs point to their 1x config
+            stem = f'{rate} ** {blocks + 1} = {round(100 * rate ** (blocks + 1))} %'
+            assert stem == '0.9 ** 25 = 7 %' and stem in text, (path, stem)

@@ -1,27 +1,22 @@
 """Helpers of the reliability tests: training subprocesses and derived configs."""
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from helpers.subprocesses import REPO, scrubbed_env
+from helpers.tools import TRAIN
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 CONFIGS = HERE / 'configs'
-TRAIN = REPO / 'tools' / 'train.py'
 PRETRAIN_CFG = CONFIGS / 'pretrain_epochs_toy.py'
 FINETUNE_CFG = CONFIGS / 'finetune_layer_decay_toy.py'
 TOY_CFG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 
 
-
 def train_env(threads=1):
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
-    env['PYTHONPATH'] = os.pathsep.join([str(HERE), str(REPO)] + (
-        [env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    return env
+    """The scrubbed subprocess environment with this folder importable (the configs name
+    ``reliability_testkit`` in ``custom_imports``)."""
+    return scrubbed_env(threads, import_dirs=[HERE])
 
 
 def train_cmd(config, work_dir, *args, cfg_options=()):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from helpers.subprocesses import free_port
 from rel_helpers import REPO, TOY_CFG, TRAIN, derived_config, train_env
 
 import reliability_testkit as kit
@@ -19,16 +20,9 @@ HOOKS = [dict(type='LocalLossHook'), dict(type='RankMeanLogVarsHook'),
 ITERS = 6
 
 
-def _free_port():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _torchrun(config, work, *args, data_root, timeout=400):
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-           f'--master_port={_free_port()}', str(TRAIN), str(config), '--launcher', 'pytorch',
+           f'--master_port={free_port()}', str(TRAIN), str(config), '--launcher', 'pytorch',
            '--work-dir', str(work), *map(str, args), '--cfg-options',
            f'train_dataloader.dataset.data_root={data_root}']
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,

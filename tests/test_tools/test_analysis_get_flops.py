@@ -1,12 +1,11 @@
 """tools/analysis_tools/get_flops.py and mmmixmae.apis.complexity."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'analysis_tools' / 'get_flops.py'
 TOY_CONFIG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 
 CLASSIFIER_CONFIG = """
@@ -21,16 +20,10 @@ model = dict(
 """
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope='module')
 def tool():
-    return _load_tool()
+    return load_tool('analysis_tools/get_flops')
 
 
 def _write(tmp_path, name, text):

@@ -1,5 +1,4 @@
 """tools/analysis_tools/knn_linear_probe.py and mmmixmae.apis.feature_eval."""
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -7,24 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.tools import load_tool
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'analysis_tools' / 'knn_linear_probe.py'
 TOY_CONFIG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 CLASSES = ('astronaut', 'coffee', 'chelsea', 'rocket')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('knn_linear_probe', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope='module')
 def tool():
-    return _load_tool()
+    return load_tool('analysis_tools/knn_linear_probe')
 
 
 @pytest.fixture(scope='module')
@@ -43,17 +36,6 @@ def photo_folder(tmp_path_factory):
             crop = Image.fromarray(img[y:y + s, x:x + s]).resize((72, 72), Image.BICUBIC)
             crop.save(root / name / f'{i:02d}.png')
     return root
-
-
-@pytest.fixture(scope='module')
-def toy_checkpoint(tmp_path_factory):
-    """A pretraining checkpoint of the toy MixMAE (fixed random weights)."""
-    from mmmixmae.apis.common import build_model, load_tool_config
-    torch.manual_seed(0)
-    model = build_model(load_tool_config(str(TOY_CONFIG)))
-    path = tmp_path_factory.mktemp('ckpt') / 'toy.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
 
 
 def test_knn_votes_by_hand():

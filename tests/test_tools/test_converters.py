@@ -7,12 +7,8 @@ code) with random weights, renamed to the official key names by a mapping writte
 ``{'model', 'optimizer', 'epoch', 'scaler', 'args'}`` with ``args`` an argparse.Namespace.
 """
 import argparse
-import importlib.util
 import os
-import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -22,22 +18,14 @@ import mmmixmae  # noqa: F401
 from mmmixmae.checkpoint import find_state_dict, read_checkpoint
 from mmmixmae.models.utils.pos_embed import swap_sincos_halves
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(REPO, 'tools', 'model_converters')
 from helpers.parity import (ATOL, IMG, _mmpretrain_classifier, _ours_classifier,
                             build_mmpretrain_mixmim, build_ours_mixmae, run_mmpretrain, run_ours)
+from helpers.subprocesses import run_python
+from helpers.tools import load_tool, tool_path
 
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-official_tool = load_tool('mixmim_official_to_mmmixmae')
-mmpretrain_tool = load_tool('mmpretrain_mixmim_to_mmmixmae')
-backbone_tool = load_tool('mmmixmae_to_backbone')
+official_tool = load_tool('model_converters/mixmim_official_to_mmmixmae')
+mmpretrain_tool = load_tool('model_converters/mmpretrain_mixmim_to_mmmixmae')
+backbone_tool = load_tool('model_converters/mmmixmae_to_backbone')
 
 
 # ----------------------------------------------------------------------------- official names
@@ -327,9 +315,7 @@ class _RunsCode:
 
 
 def _run(script, *args):
-    env = dict(os.environ, OMP_NUM_THREADS='2')
-    return subprocess.run([sys.executable, osp.join(TOOLS, script), *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    return run_python([tool_path(f'model_converters/{script}'), *args], timeout=300, threads=2)
 
 
 @pytest.mark.slow  # two interpreter start-ups (torch + mmpretrain imports)

@@ -1,30 +1,21 @@
 """A shortened ``make demo``: tiny MixMAE, packaged photos, Runner, checkpoint, picture."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.subprocesses import run_python
+from helpers.tools import tool_path
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'tools' / 'demo' / 'run_demo.py'
-
-
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')
-    env['PYTHONPATH'] = str(REPO) + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH')
-                                     else '')
-    return env
+DEMO = tool_path('demo/run_demo.py')
 
 
 @pytest.mark.slow
 def test_short_demo_learns(tmp_path):
     work = tmp_path / 'demo'
-    proc = subprocess.run([sys.executable, str(DEMO), '--iters', '100', '--work-dir', str(work)],
-                          capture_output=True, text=True, env=_env(), timeout=900, cwd=str(REPO))
+    proc = run_python([DEMO, '--iters', '100', '--work-dir', work], timeout=900, threads=2)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((work / 'summary.json').read_text())
     # the norm-pix target has unit variance per cell: predicting zeros scores (n-1)/n ~ 1.0
@@ -55,16 +46,13 @@ def test_short_demo_learns(tmp_path):
 
 @pytest.mark.slow
 def test_demo_argument_errors(tmp_path):
-    env = _env()
-    bad = subprocess.run([sys.executable, str(DEMO), '--iters', '0'], capture_output=True,
-                         text=True, env=env, timeout=300, cwd=str(REPO))
+    bad = run_python([DEMO, '--iters', '0'], timeout=300, threads=2)
     assert bad.returncode == 2
     assert 'run_demo.py: error: --iters must be at least 1, got 0' in bad.stderr
     assert 'Traceback' not in bad.stderr
     afile = tmp_path / 'a_file'
     afile.write_text('x')
-    bad = subprocess.run([sys.executable, str(DEMO), '--work-dir', str(afile)],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=str(REPO))
+    bad = run_python([DEMO, '--work-dir', afile], timeout=300, threads=2)
     assert bad.returncode == 2 and 'exists and is not a folder' in bad.stderr
 
 

@@ -6,11 +6,12 @@ import sys
 import pytest
 import torch
 
-from _tool_env import REPO, TOY_CONFIG, TRAIN, free_port, tool_env  # noqa
+from helpers.subprocesses import REPO, free_port, scrubbed_env
+from helpers.tools import TOY_REGRESSION as TOY_CONFIG
+from helpers.tools import TRAIN
 
-import mmengine_toys  # noqa: E402
-from mmmixmae.checkpoint import load_checkpoint_safely  # noqa: E402
-from test_train_test_e2e import sgd_reference  # noqa: E402
+import mmengine_toys
+from mmmixmae.checkpoint import load_checkpoint_safely
 
 
 @pytest.mark.slow
@@ -22,7 +23,7 @@ def test_two_process_cpu_training(tmp_path):
         '--launcher', 'pytorch', '--work-dir', str(work)
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env=tool_env(threads=1), cwd=str(REPO))
+                          env=scrubbed_env(threads=1), cwd=str(REPO))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     dumps = {(stage, rank): load_checkpoint_safely(
@@ -46,7 +47,7 @@ def test_two_process_cpu_training(tmp_path):
     # DDP averages the two ranks' gradients: 3 SGD steps on the global
     # batch of 8 (DefaultSampler interleaves: rank r gets samples r, r+2, ..)
     x, y = mmengine_toys.toy_data(32)
-    expected = sgd_reference(before, x, y, lr=0.05, steps=3, batch=8)
+    expected = mmengine_toys.sgd_reference(before, x, y, lr=0.05, steps=3, batch=8)
     for key, value in expected.items():
         torch.testing.assert_close(after0[key].double(), value, rtol=1e-5,
                                    atol=1e-6)

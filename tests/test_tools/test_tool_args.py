@@ -3,9 +3,11 @@
 
 import pytest
 
-from _tool_env import TOY_CONFIG, TRAIN, run_tool  # noqa: E402
+from helpers.subprocesses import run_python
+from helpers.tools import TOY_REGRESSION as TOY_CONFIG
+from helpers.tools import TRAIN
 
-from mmmixmae.utils import cli  # noqa: E402
+from mmmixmae.utils import cli
 
 
 def _one_line_error(returncode, stderr, *needles):
@@ -22,7 +24,7 @@ def _one_line_error(returncode, stderr, *needles):
 def test_train_missing_config(tmp_path):
     """The real script, in a subprocess."""
     missing = tmp_path / 'no_such_config.py'
-    proc = run_tool([TRAIN, missing, '--work-dir', tmp_path / 'wd'])
+    proc = run_python([TRAIN, missing, '--work-dir', tmp_path / 'wd'])
     _one_line_error(proc.returncode, proc.stderr, str(missing), 'not found')
     assert proc.returncode == 2
     assert not (tmp_path / 'wd').exists()

@@ -3,32 +3,20 @@
 import pickle
 import re
 
+import pytest
 import torch
+from helpers.subprocesses import run_python
+from helpers.tools import TEST, TRAIN
+from helpers.tools import TOY_REGRESSION as TOY_CONFIG
 
-from _tool_env import TEST, TOY_CONFIG, TRAIN, run_tool  # noqa: E402
-
-import mmengine_toys  # noqa: E402
+import mmengine_toys
 from mmmixmae.checkpoint import load_checkpoint_safely  # noqa: E402
 
 
-def sgd_reference(params, x, y, lr, steps, batch):
-    """Plain SGD on the mean squared error, batches taken in order."""
-    w = params['linear.weight'].double().clone().requires_grad_(True)
-    b = params['linear.bias'].double().clone().requires_grad_(True)
-    for i in range(steps):
-        xb = x[i * batch:(i + 1) * batch].double()
-        yb = y[i * batch:(i + 1) * batch].double()
-        loss = ((xb @ w.T).squeeze(-1) + b - yb).pow(2).mean()
-        gw, gb = torch.autograd.grad(loss, (w, b))
-        with torch.no_grad():
-            w -= lr * gw
-            b -= lr * gb
-    return {'linear.weight': w.detach(), 'linear.bias': b.detach()}
-
-
+@pytest.mark.slow  # two tool subprocesses
 def test_train_then_test(tmp_path):
     work = tmp_path / 'work'
-    proc = run_tool([TRAIN, TOY_CONFIG, '--work-dir', work, '--cfg-options',
+    proc = run_python([TRAIN, TOY_CONFIG, '--work-dir', work, '--cfg-options',
                      'train_cfg.max_iters=4'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     before = load_checkpoint_safely(work / 'params_before_rank0.pt')
@@ -37,7 +25,7 @@ def test_train_then_test(tmp_path):
     assert after['wrapper'] == 'ToyRegressor'  # no DDP without a launcher
 
     x, y = mmengine_toys.toy_data(32)
-    expected = sgd_reference(before['params'], x, y, lr=0.05, steps=4,
+    expected = mmengine_toys.sgd_reference(before['params'], x, y, lr=0.05, steps=4,
                              batch=4)
     for key, value in expected.items():
         assert not torch.equal(before['params'][key], after['params'][key])
@@ -48,7 +36,7 @@ def test_train_then_test(tmp_path):
         assert torch.equal(ckpt['state_dict'][key], value)
 
     out = tmp_path / 'preds.pkl'
-    proc = run_tool([TEST, TOY_CONFIG, work / 'iter_4.pth', '--out', out,
+    proc = run_python([TEST, TOY_CONFIG, work / 'iter_4.pth', '--out', out,
                      '--work-dir', tmp_path / 'test'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     xt, yt = mmengine_toys.toy_data(16, seed=1)

@@ -1,42 +1,24 @@
 """tools/visualization/visualize_reconstruction.py and mmmixmae.apis.reconstruction."""
-import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from helpers.subprocesses import run_python
+from helpers.tools import load_tool, tool_path
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'visualization' / 'visualize_reconstruction.py'
+TOOL = tool_path('visualization/visualize_reconstruction.py')
 TOY_CONFIG = REPO / 'configs' / 'mixmae' / 'mixmae_swin-toy-w4_1xb4-20it_cpu.py'
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('visualize_reconstruction', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope='module')
 def tool():
-    return _load_tool()
-
-
-@pytest.fixture(scope='module')
-def toy_checkpoint(tmp_path_factory):
-    """A Runner-style checkpoint of the toy MixMAE (random weights, fixed seed)."""
-    from mmmixmae.apis.common import build_model, load_tool_config
-    torch.manual_seed(0)
-    model = build_model(load_tool_config(str(TOY_CONFIG)))
-    path = tmp_path_factory.mktemp('ckpt') / 'toy.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
+    return load_tool('visualization/visualize_reconstruction')
 
 
 @pytest.fixture(scope='module')
@@ -220,16 +202,13 @@ def test_user_errors(tool, toy_checkpoint, photos, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_subprocess_no_traceback(toy_checkpoint, photos, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
     out = tmp_path / 'cli.png'
-    ok = subprocess.run([sys.executable, str(TOOL), str(TOY_CONFIG), str(toy_checkpoint),
-                         *photos, '--out', str(out), '--stats', 'target'],
-                        capture_output=True, text=True, env=env, timeout=300)
+    ok = run_python([TOOL, TOY_CONFIG, toy_checkpoint, *photos, '--out', out, '--stats',
+                     'target'], timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert out.is_file() and 'reconstruction loss' in ok.stdout
-    bad = subprocess.run([sys.executable, str(TOOL), str(TOY_CONFIG), str(tmp_path / 'none.pth'),
-                          *photos, '--out', str(out)], capture_output=True, text=True, env=env,
-                         timeout=300)
+    bad = run_python([TOOL, TOY_CONFIG, tmp_path / 'none.pth', *photos, '--out', out],
+                     timeout=300)
     assert bad.returncode == 2
     assert 'Traceback' not in bad.stderr
     assert 'checkpoint file not found' in bad.stderr
