@@ -13,9 +13,10 @@ PRETRAIN = sorted(p for p in glob.glob(osp.join(REPO, 'configs', 'mixmae', '*.py
 
 
 def test_every_pretraining_config_drops_the_last_batch():
-    # MixMAESwin: B/L/H at each schedule (6), the demo and the toy (2), the FSDP toy (1);
-    # MixMAEAdapter: Swin-W7 / ConvNeXt / PCPVT in1k (3) and their demos (3)
-    assert len(PRETRAIN) == 15
+    # MixMAESwin: B/L/H at each schedule (6), their FSDP variants of L/H 300e (2), the demo
+    # and the toy (2), the FSDP toy (1); MixMAEAdapter: Swin-W7 / ConvNeXt / PCPVT in1k (3)
+    # and their demos (3)
+    assert len(PRETRAIN) == 17
     for path in PRETRAIN:
         cfg = Config.fromfile(path)
         assert cfg.model.type == 'MixMAE', path
