@@ -17,10 +17,16 @@ of all ranks together, cuts them into parameters and returns the state dict that
 (fp32 shards are copied, never cast) -- which fine-tuning (``init_cfg=Pretrained``), mmdet and
 mmseg read.  The optimizer state is not consolidated (it is only of use for resuming, which
 reads the shards themselves).
+
+The shard-folder check (:func:`check_shard_folder`), the wrapper-free names
+(:func:`clean_name`) and :func:`flat_param_layouts` live here, below
+:mod:`mmmixmae.compat.fsdp`, which writes and reads the shards during training with them.
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
+import re
 from collections import OrderedDict
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -30,9 +36,51 @@ import torch.nn as nn
 from .errors import InvalidCheckpointError
 from .io import read_checkpoint
 
-__all__ = ['flat_param_layouts', 'read_shards', 'consolidate_sharded', 'save_full_checkpoint']
+__all__ = ['ShardedCheckpointError', 'clean_name', 'check_shard_folder', 'flat_param_layouts',
+           'read_shards', 'consolidate_sharded', 'save_full_checkpoint']
 
 _FLAT = '_flat_param'
+_SHARD_RE = re.compile(r'^rank(\d+)\.pth$')
+
+
+class ShardedCheckpointError(RuntimeError):
+    """A sharded checkpoint that does not fit this run (ranks, wrap policy, files)."""
+
+
+def clean_name(name: str) -> str:
+    """``name`` without FSDP's and the checkpoint wrapper's module prefixes."""
+    return re.sub(r'(^|\.)(_fsdp_wrapped_module|_checkpoint_wrapped_module)(?=\.|$)',
+                  '', name).strip('.')
+
+
+def check_shard_folder(folder: str, world_size: int) -> List[str]:
+    """Check that ``folder`` holds exactly ``rank0.pth .. rank{world_size-1}.pth``.
+
+    Returns:
+        list[str]: the shard paths in rank order.
+
+    Raises:
+        ShardedCheckpointError: naming the folder and what is wrong.
+    """
+    if not osp.isdir(folder):
+        what = 'a file' if osp.isfile(folder) else 'missing'
+        raise ShardedCheckpointError(
+            f'sharded checkpoint {folder} is {what}: FSDPStrategy with '
+            "state_dict_cfg='local' reads a folder of rank<i>.pth files (for one file, save "
+            "with state_dict_cfg='full')")
+    ranks = sorted(int(m.group(1)) for m in map(_SHARD_RE.match, os.listdir(folder)) if m)
+    missing = sorted(set(range(world_size)) - set(ranks))
+    if missing:
+        raise ShardedCheckpointError(
+            f'sharded checkpoint {folder}: shard(s) '
+            f'{", ".join(f"rank{r}.pth" for r in missing)} missing for this run of '
+            f'{world_size} ranks (found {len(ranks)}: {ranks})')
+    extra = sorted(set(ranks) - set(range(world_size)))
+    if extra:
+        raise ShardedCheckpointError(
+            f'sharded checkpoint {folder} has {len(ranks)} shards (written by {len(ranks)} '
+            f'ranks) but this run has {world_size}; resume with the same number of ranks')
+    return [osp.join(folder, f'rank{r}.pth') for r in range(world_size)]
 
 
 def flat_param_layouts(model: nn.Module) -> Dict[str, dict]:
@@ -47,7 +95,6 @@ def flat_param_layouts(model: nn.Module) -> Dict[str, dict]:
     """
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-    from mmmixmae.compat.fsdp import ShardedCheckpointError, clean_name
     layouts = {}
     for name, module in model.named_modules():
         handle = module._handle if isinstance(module, FSDP) else None
@@ -80,7 +127,6 @@ def read_shards(folder: str) -> List[Dict[str, Any]]:
     extra ``rank<i>.pth``, a shard of another run (world size, wrap units) or one without the
     layout record raises, naming the file.
     """
-    from mmmixmae.compat.fsdp import ShardedCheckpointError, check_shard_folder
     first = osp.join(folder, 'rank0.pth')
     if osp.isdir(folder) and not osp.isfile(first):
         raise InvalidCheckpointError(

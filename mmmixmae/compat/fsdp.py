@@ -33,14 +33,12 @@ mmengine or torch it was not written for (:data:`SUPPORTED`).
 from __future__ import annotations
 
 import functools
-import os
-import os.path as osp
-import re
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
+from ..checkpoint.sharded import ShardedCheckpointError, check_shard_folder, clean_name
 from ._guard import check_versions
 
 __all__ = ['SUPPORTED', 'apply', 'ShardedCheckpointError', 'fsdp_unit_names',
@@ -53,58 +51,17 @@ SUPPORTED = dict(mmengine=('0.10.7', ),
                  torch=tuple(f'2.{minor}' for minor in range(4, 15)))
 
 _MARK = '_mmmixmae_compat_fsdp_patched'
-_SHARD_RE = re.compile(r'^rank(\d+)\.pth$')
-
-
-class ShardedCheckpointError(RuntimeError):
-    """A sharded checkpoint that does not fit this run (ranks, wrap policy, files)."""
 
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-def clean_name(name: str) -> str:
-    """``name`` without FSDP's and the checkpoint wrapper's module prefixes."""
-    return re.sub(r'(^|\.)(_fsdp_wrapped_module|_checkpoint_wrapped_module)(?=\.|$)',
-                  '', name).strip('.')
-
-
 def fsdp_unit_names(model: nn.Module) -> List[str]:
     """Names (without FSDP's wrapper prefixes) of the FSDP-wrapped submodules of ``model``,
     the root as ``''``: they identify the wrap policy a sharded state dict belongs to."""
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     return [clean_name(name) for name, module in model.named_modules()
             if isinstance(module, FSDP)]
-
-
-def check_shard_folder(folder: str, world_size: int) -> List[str]:
-    """Check that ``folder`` holds exactly ``rank0.pth .. rank{world_size-1}.pth``.
-
-    Returns:
-        list[str]: the shard paths in rank order.
-
-    Raises:
-        ShardedCheckpointError: naming the folder and what is wrong.
-    """
-    if not osp.isdir(folder):
-        what = 'a file' if osp.isfile(folder) else 'missing'
-        raise ShardedCheckpointError(
-            f'sharded checkpoint {folder} is {what}: FSDPStrategy with '
-            "state_dict_cfg='local' reads a folder of rank<i>.pth files (for one file, save "
-            "with state_dict_cfg='full')")
-    ranks = sorted(int(m.group(1)) for m in map(_SHARD_RE.match, os.listdir(folder)) if m)
-    missing = sorted(set(range(world_size)) - set(ranks))
-    if missing:
-        raise ShardedCheckpointError(
-            f'sharded checkpoint {folder}: shard(s) '
-            f'{", ".join(f"rank{r}.pth" for r in missing)} missing for this run of '
-            f'{world_size} ranks (found {len(ranks)}: {ranks})')
-    extra = sorted(set(ranks) - set(range(world_size)))
-    if extra:
-        raise ShardedCheckpointError(
-            f'sharded checkpoint {folder} has {len(ranks)} shards (written by {len(ranks)} '
-            f'ranks) but this run has {world_size}; resume with the same number of ranks')
-    return [osp.join(folder, f'rank{r}.pth') for r in range(world_size)]
 
 
 def _broadcast_module_states(module: nn.Module) -> None:

@@ -1,6 +1,5 @@
 """Sharded FSDP checkpoint -> one full file (tools/model_converters/fsdp_sharded_to_full.py),
 and the full weights loaded strictly into the plain backbone, Mask R-CNN and UperNet."""
-import importlib.util
 import os.path as osp
 import shutil
 
@@ -8,21 +7,17 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from _sharded_env import REPO
+from _sharded_env import load_tool as _load_tool
 from helpers.archs import TOY_FLAT
 from mmmixmae.checkpoint import CheckpointMismatchError, load_pretrained_backbone
 from mmmixmae.checkpoint.errors import InvalidCheckpointError
 from mmmixmae.checkpoint.sharded import consolidate_sharded
 from mmmixmae.compat.fsdp import to_plain
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def load_tool():
-    path = osp.join(REPO, 'tools', 'model_converters', 'fsdp_sharded_to_full.py')
-    spec = importlib.util.spec_from_file_location('fsdp_sharded_to_full', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_tool('model_converters/fsdp_sharded_to_full.py')
 
 
 # ----------------------------------------------------------------------------- synthetic shards

@@ -15,8 +15,9 @@ random images per rank.  Per rank it records (CPU: the process's resident memory
 * ``state``: after wrapping and building the optimizer, freed heap returned to the system
   (``malloc_trim``): parameters as each rank keeps them, gradients not yet allocated;
 * ``peak``: the high-water mark during the training steps only (``VmHWM`` reset by writing 5
-  to ``/proc/self/clear_refs`` before the first step), which includes the gradients, AdamW's
-  two moments (allocated at the first step), the activations and FSDP's gathered units.
+  to ``/proc/self/clear_refs`` before each step; ``step_peaks`` per step), which includes the
+  gradients, AdamW's two moments (allocated at the end of the first step, so a first step's
+  peak may lack them), the activations and FSDP's gathered units.
 
 ``peak - base`` is the memory training needs per rank on top of the libraries.  The table is
 printed as Markdown and written with the raw numbers to ``--out`` (JSON).  ``--arch toy
@@ -125,16 +126,18 @@ def run_rank(arch: str, mode: str, batch: int, steps: int) -> dict:
     del model
     release_free_heap()
     state = current_bytes()
-    reset_peak()
     times: List[float] = []
+    step_peaks: List[int] = []
     for step in range(steps):
         torch.manual_seed(10 * step + rank)
+        reset_peak()
         start = time.perf_counter()
         log = strategy.model.train_step(_batch(batch, img, step, rank), strategy.optim_wrapper)
         times.append(time.perf_counter() - start)
+        step_peaks.append(peak_bytes())
     return dict(rank=rank, arch=arch, mode=mode, batch=batch, steps=steps, img=img,
-                params=params, base=base, state=state, peak=peak_bytes(),
-                loss=float(log['loss']), step_s=times)
+                params=params, base=base, state=state, peak=max(step_peaks),
+                step_peaks=step_peaks, loss=float(log['loss']), step_s=times)
 
 
 def worker(args: argparse.Namespace) -> None:
