@@ -23,6 +23,7 @@ One module per concept:
 ``arch``        the model a state dict describes, from its shapes
 ``layout``      mmcv/official channel orders, sin-cos table layouts
 ``convert``     official / mmpretrain / backbone-only conversion rules
+``sharded``     FSDP shard folders: checks, flat-parameter layouts, consolidation to one file
 ==============  ===========================================================================
 
 This ``__init__`` re-exports the reading and loading names; ``convert``, ``arch`` and

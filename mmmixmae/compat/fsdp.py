@@ -20,8 +20,9 @@ mmengine or torch it was not written for (:data:`SUPPORTED`).
    per rank and reads back only its own file with ``strict=False``, so a checkpoint from a
    different number of ranks or a different wrap policy is loaded partially without a word,
    and a missing shard surfaces as a bare "file not found" on one rank.  The patched
-   strategy stores ``meta['fsdp'] = {world_size, state_dict_type, units}`` (``units``: the
-   names of the FSDP-wrapped modules) in each file, and on load checks, before touching the
+   strategy stores ``meta['fsdp'] = {world_size, state_dict_type, units, flat_params}``
+   (``units``: the names of the FSDP-wrapped modules; ``flat_params``: the layout that
+   :mod:`mmmixmae.checkpoint.sharded` consolidates with) in each file, and on load checks, before touching the
    model: the folder exists, it holds exactly ``rank0.pth .. rank{N-1}.pth`` for this run's
    ``N`` ranks, and the stored world size and units equal this run's; the model state must
    have this run's keys and shard shapes, and after the load each local shard must equal the
@@ -32,17 +33,16 @@ mmengine or torch it was not written for (:data:`SUPPORTED`).
 from __future__ import annotations
 
 import functools
-import os
-import os.path as osp
-import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
+from ..checkpoint.sharded import ShardedCheckpointError, check_shard_folder, clean_name
 from ._guard import check_versions
 
 __all__ = ['SUPPORTED', 'apply', 'ShardedCheckpointError', 'fsdp_unit_names',
+           'clean_name',
            'check_shard_folder', 'to_plain', 'from_plain']
 
 #: mmengine: the release whose _strategy/fsdp.py these patches were written against;
@@ -51,11 +51,6 @@ SUPPORTED = dict(mmengine=('0.10.7', ),
                  torch=tuple(f'2.{minor}' for minor in range(4, 15)))
 
 _MARK = '_mmmixmae_compat_fsdp_patched'
-_SHARD_RE = re.compile(r'^rank(\d+)\.pth$')
-
-
-class ShardedCheckpointError(RuntimeError):
-    """A sharded checkpoint that does not fit this run (ranks, wrap policy, files)."""
 
 
 # ---------------------------------------------------------------------------
@@ -65,43 +60,8 @@ def fsdp_unit_names(model: nn.Module) -> List[str]:
     """Names (without FSDP's wrapper prefixes) of the FSDP-wrapped submodules of ``model``,
     the root as ``''``: they identify the wrap policy a sharded state dict belongs to."""
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    names = []
-    for name, module in model.named_modules():
-        if isinstance(module, FSDP):
-            clean = re.sub(r'(^|\.)(_fsdp_wrapped_module|_checkpoint_wrapped_module)(?=\.|$)',
-                           '', name).strip('.')
-            names.append(clean)
-    return names
-
-
-def check_shard_folder(folder: str, world_size: int) -> List[str]:
-    """Check that ``folder`` holds exactly ``rank0.pth .. rank{world_size-1}.pth``.
-
-    Returns:
-        list[str]: the shard paths in rank order.
-
-    Raises:
-        ShardedCheckpointError: naming the folder and what is wrong.
-    """
-    if not osp.isdir(folder):
-        what = 'a file' if osp.isfile(folder) else 'missing'
-        raise ShardedCheckpointError(
-            f'sharded checkpoint {folder} is {what}: FSDPStrategy with '
-            "state_dict_cfg='local' reads a folder of rank<i>.pth files (for one file, save "
-            "with state_dict_cfg='full')")
-    ranks = sorted(int(m.group(1)) for m in map(_SHARD_RE.match, os.listdir(folder)) if m)
-    missing = sorted(set(range(world_size)) - set(ranks))
-    if missing:
-        raise ShardedCheckpointError(
-            f'sharded checkpoint {folder}: shard(s) '
-            f'{", ".join(f"rank{r}.pth" for r in missing)} missing for this run of '
-            f'{world_size} ranks (found {len(ranks)}: {ranks})')
-    extra = sorted(set(ranks) - set(range(world_size)))
-    if extra:
-        raise ShardedCheckpointError(
-            f'sharded checkpoint {folder} has {len(ranks)} shards (written by {len(ranks)} '
-            f'ranks) but this run has {world_size}; resume with the same number of ranks')
-    return [osp.join(folder, f'rank{r}.pth') for r in range(world_size)]
+    return [clean_name(name) for name, module in model.named_modules()
+            if isinstance(module, FSDP)]
 
 
 def _broadcast_module_states(module: nn.Module) -> None:
@@ -135,39 +95,36 @@ def _patch_init(cls: type) -> None:
     cls.__init__ = __init__
 
 
-def _patch_wrap_model(cls: type) -> None:
+def _fsdp_cpu_wrapper(cfg: dict, model: nn.Module) -> dict:
+    """FSDP on CPU: ``device_id=cpu``; ``sync_module_states`` done over gloo by hand."""
+    cfg.setdefault('device_id', torch.device('cpu'))
+    if cfg.get('sync_module_states', False):
+        cfg['sync_module_states'] = False
+        _broadcast_module_states(model)
+    return cfg
+
+
+def _ddp_cpu_wrapper(cfg: dict, model: nn.Module) -> dict:
+    """DDP on CPU: ``device_ids=None`` for DDP-type wrappers (unless the config sets them)."""
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+    wrapper = cfg.get('type', 'MMDistributedDataParallel')
+    wrapper = MODEL_WRAPPERS.get(wrapper) if isinstance(wrapper, str) else wrapper
+    if isinstance(wrapper, type) and issubclass(wrapper, DistributedDataParallel):
+        cfg.setdefault('device_ids', None)
+    return cfg
+
+
+def _patch_wrap_model(cls: type, default: dict,
+                      fix: Callable[[dict, nn.Module], dict]) -> None:
+    """Without CUDA, ``cls._wrap_model`` first passes its ``model_wrapper`` config (or
+    ``default``) through ``fix(cfg, model)``; with CUDA it is left as it is."""
     original = cls._wrap_model
 
     @functools.wraps(original)
     def _wrap_model(self, model: nn.Module):
         if not torch.cuda.is_available():
-            cfg = dict(self.model_wrapper or dict(type='MMFullyShardedDataParallel'))
-            cfg.setdefault('device_id', torch.device('cpu'))
-            if cfg.get('sync_module_states', False):
-                cfg['sync_module_states'] = False
-                _broadcast_module_states(model)
-            self.model_wrapper = cfg
-        return original(self, model)
-
-    setattr(_wrap_model, _MARK, True)
-    cls._wrap_model = _wrap_model
-
-
-def _patch_ddp_wrap_model(cls: type) -> None:
-    original = cls._wrap_model
-
-    @functools.wraps(original)
-    def _wrap_model(self, model: nn.Module):
-        if not torch.cuda.is_available():
-            from mmengine.registry import MODEL_WRAPPERS
-            from torch.nn.parallel import DistributedDataParallel
-            cfg = dict(self.model_wrapper
-                       or dict(type='MMDistributedDataParallel', broadcast_buffers=False))
-            wrapper = cfg.get('type', 'MMDistributedDataParallel')
-            wrapper = MODEL_WRAPPERS.get(wrapper) if isinstance(wrapper, str) else wrapper
-            if isinstance(wrapper, type) and issubclass(wrapper, DistributedDataParallel):
-                cfg.setdefault('device_ids', None)
-            self.model_wrapper = cfg
+            self.model_wrapper = fix(dict(self.model_wrapper or default), model)
         return original(self, model)
 
     setattr(_wrap_model, _MARK, True)
@@ -199,11 +156,13 @@ def _patch_checkpoint_io(cls: type) -> None:
 
     @functools.wraps(original_save)
     def save_checkpoint(self, filename: str, *, extra_ckpt: Optional[dict] = None, **kwargs):
+        from mmmixmae.checkpoint.sharded import flat_param_layouts
         extra_ckpt = dict(extra_ckpt or {})
         meta = dict(extra_ckpt.get('meta') or {})
         meta['fsdp'] = dict(world_size=get_world_size(),
                             state_dict_type=self.state_dict_type.name,
-                            units=fsdp_unit_names(self.model))
+                            units=fsdp_unit_names(self.model),
+                            flat_params=flat_param_layouts(self.model))  # consolidation
         extra_ckpt['meta'] = meta
         if not self._is_full_state_dict():
             user_callback = kwargs.pop('callback', None)
@@ -371,8 +330,9 @@ def apply() -> None:
     from mmengine._strategy import DDPStrategy, FSDPStrategy
     if getattr(FSDPStrategy._wrap_model, _MARK, False):
         return
-    _patch_ddp_wrap_model(DDPStrategy)
+    _patch_wrap_model(DDPStrategy, dict(type='MMDistributedDataParallel',
+                                        broadcast_buffers=False), _ddp_cpu_wrapper)
     _patch_init(FSDPStrategy)
-    _patch_wrap_model(FSDPStrategy)
+    _patch_wrap_model(FSDPStrategy, dict(type='MMFullyShardedDataParallel'), _fsdp_cpu_wrapper)
     _patch_build_optim_wrapper(FSDPStrategy)
     _patch_checkpoint_io(FSDPStrategy)

@@ -6,7 +6,8 @@ On every rank: the same tiny MixMAE (seed 0) is trained for ``STEPS`` steps twic
 wrapped by mmengine's ``DDPStrategy`` and once by ``FSDPStrategy`` with the shipped block wrap
 policy and per-block activation checkpointing, on the same per-rank images and masks (the
 torch RNG is re-seeded per step and rank).  Then a tiny ImageClassifier is wrapped both ways
-with the layer-decay constructor.  Rank 0 writes ``OUT_DIR/results.pt`` (plain tensors and
+with the layer-decay constructors (ours and mmpretrain's), and the tiny MixMAE trains under
+the strategy the L/H sharded configs ship (bfloat16 mixed precision).  Rank 0 writes ``OUT_DIR/results.pt`` (plain tensors and
 numbers only) and ``OUT_DIR/fsdp_full.pth`` (the FSDP full state dict as an mmengine
 checkpoint); both ranks try a sharded checkpoint on a different wrap policy and record the
 error message.
@@ -18,6 +19,7 @@ import sys
 
 import torch
 
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STEPS = 3
 ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
 LR = 1e-3
@@ -55,6 +57,25 @@ def fsdp_strategy(policy='mixmae_block_wrap_policy', work_dir='/tmp'):
                            use_orig_params=True, sync_module_states=True),
         activation_checkpointing=dict(check_fn='mixmae_block_checkpoint_fn'),
         state_dict_cfg='local', env_kwargs=env(), work_dir=work_dir)
+
+
+def shipped_strategy(work_dir: str):
+    """The strategy of the L/H sharded configs (configs/mixmae/_base_/fsdp_block_bf16.py)."""
+    from mmengine.config import Config
+    from mmengine.registry import STRATEGIES
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'mixmae', '_base_', 'fsdp_block_bf16.py'))
+    return STRATEGIES.build(dict(cfg.strategy, env_kwargs=env(), work_dir=work_dir))
+
+
+def shipped_run(base, rank: int, out_dir: str) -> dict:
+    """``STEPS`` steps of the tiny model under the shipped strategy (bf16 mixed precision)."""
+    strategy = shipped_strategy(out_dir)
+    losses = train(strategy, copy.deepcopy(base), rank)
+    state = full_state(strategy)
+    return dict(losses=losses, dtypes=sorted({str(v.dtype) for v in state.values()}),
+                moved=max((state[k] - v).abs().max().item()
+                          for k, v in base.state_dict().items() if k in state
+                          and v.is_floating_point()))
 
 
 def ddp_strategy():
@@ -154,12 +175,21 @@ def main(out_dir: str) -> None:
     s_fsdp = fsdp_strategy(work_dir=out_dir)
     s_fsdp.prepare(copy.deepcopy(cls), optim_wrapper=copy.deepcopy(optim))
     lr_ddp, lr_fsdp = lr_table(s_ddp), lr_table(s_fsdp)
+    # the fine-tuning configs' constructor (mmpretrain's), as the sharded L config keeps it
+    optim['constructor'] = 'LearningRateDecayOptimWrapperConstructor'
+    optim['paramwise_cfg']['flat_decay_mult'] = 0.0
+    m_ddp, m_fsdp = ddp_strategy(), fsdp_strategy(work_dir=out_dir)
+    m_ddp.prepare(copy.deepcopy(cls), optim_wrapper=copy.deepcopy(optim))
+    m_fsdp.prepare(copy.deepcopy(cls), optim_wrapper=copy.deepcopy(optim))
+    mm_ddp, mm_fsdp = lr_table(m_ddp), lr_table(m_fsdp)
+    shipped = shipped_run(base, rank, out_dir)
 
     if rank == 0:
         from mmengine.runner.checkpoint import save_checkpoint
         torch.save(dict(ddp_losses=ddp_losses, fsdp_losses=fsdp_losses, ddp_state=ddp_state,
                         fsdp_state=fsdp_state, policy_error=policy_error, lr_ddp=lr_ddp,
-                        lr_fsdp=lr_fsdp, world_size=int(os.environ['WORLD_SIZE'])),
+                        lr_fsdp=lr_fsdp, mm_ddp=mm_ddp, mm_fsdp=mm_fsdp, shipped=shipped,
+                        world_size=int(os.environ['WORLD_SIZE'])),
                    osp.join(out_dir, 'results.pt'))
         save_checkpoint(dict(state_dict=fsdp_state, meta=dict(source='fsdp_worker')),
                         osp.join(out_dir, 'fsdp_full.pth'))
