@@ -7,7 +7,8 @@ isolation-aware versions (see :mod:`.audit`), and exposes the ``MixMAESwin`` pre
 backbone.  Its parameters, buffers and children *are* the upstream's, so the state-dict keys
 are the upstream keys: a checkpoint loads into the plain upstream backbone as it is.
 """
-from typing import List, Optional, Sequence, Union
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -115,6 +116,15 @@ class MixMAEAdapter(BaseModule):
         for key, value in self.state_dict().items():
             if key.endswith('relative_position_index') and prefix + key not in state_dict:
                 state_dict[prefix + key] = value.clone()
+
+    def adapt_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """A copy of ``state_dict`` (the upstream keys, no prefix) for this model, as
+        :func:`mmmixmae.checkpoint.pretrained.load_pretrained_backbone` (``init_cfg``, the
+        k-NN tool) expects of a backbone: the dropped ``relative_position_index`` buffers put
+        back (see :meth:`_adapt_checkpoint`); nothing is interpolated."""
+        out = OrderedDict(state_dict)
+        self._adapt_checkpoint(out, '')
+        return out
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -81,3 +81,25 @@ def test_adapter_moves_with_its_upstream(kit):
     assert not model.upstream.training
     model.train()
     assert model.upstream.training and model.upstream.stages[0].training
+
+
+def test_project_loader_initialises_an_adapter(kit, tmp_path):
+    """``init_cfg=Pretrained`` / the k-NN tool load into the adapter itself through
+    ``load_pretrained_backbone``, which asks the backbone to ``adapt_state_dict``; Swin's
+    ``relative_position_index`` buffers, which that loader drops, come back unchanged."""
+    from mmmixmae.checkpoint.pretrained import load_pretrained_backbone
+    for name in ('swin-w7', 'convnext'):
+        source = kit.build_adapter(name)
+        with torch.no_grad():
+            for p in source.parameters():
+                p.add_(0.5)  # away from any fresh initialisation
+        path = tmp_path / f'{name}.pth'
+        torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                                   source.state_dict().items()}}, path)
+        target = kit.build_adapter(name)
+        load_pretrained_backbone(target, dict(type='Pretrained', checkpoint=str(path),
+                                              prefix='backbone.'))
+        ours, theirs = target.state_dict(), source.state_dict()
+        assert sorted(ours) == sorted(theirs)
+        for key, value in theirs.items():
+            assert torch.equal(ours[key], value), key
