@@ -99,7 +99,18 @@ def test_float32_path_untouched():
 def test_mask_rcnn_bf16_amp_through_mmdet_runner(shared_data, tmp_path, misc, monkeypatch):
     """The demo Mask R-CNN with the real configs' AmpOptimWrapper (fp16 default, bf16 on
     CPU) trains 2 iterations and validates: RPN NMS, RoI-head NMS and both RoIAligns run
-    under bf16 autocast."""
+    under bf16 autocast; mmdet hands bf16 boxes to batched_nms, whose offsets are added in
+    float32."""
+    import importlib
+    nms_module = importlib.import_module('mmcv.ops.nms')
+    impl = nms_module._mmmixmae_batched_nms_float32
+    batched = []
+
+    def batched_spy(boxes, *args):
+        batched.append(boxes.dtype)
+        return impl(boxes, *args)
+
+    monkeypatch.setattr(nms_module, '_mmmixmae_batched_nms_float32', batched_spy)
     from mmengine.config import Config
     from mmengine.runner import Runner
     monkeypatch.setenv('MMMIXMAE_CPU_AMP', 'bf16')  # bf16 even on CPUs where fp32 is faster
@@ -129,7 +140,8 @@ def test_mask_rcnn_bf16_amp_through_mmdet_runner(shared_data, tmp_path, misc, mo
     finally:
         NMSop.forward = staticmethod(orig)
     assert runner.optim_wrapper.cast_dtype == torch.bfloat16
-    assert torch.bfloat16 in seen  # NMS did receive bf16 boxes and did not fail
+    assert torch.bfloat16 in batched  # batched_nms received bf16 boxes and did not fail
+    assert seen and torch.float32 in seen  # NMS ran on the float32 boxes with offsets
     assert runner.iter == 2
     metrics = runner.message_hub.get_scalar('val/coco/bbox_mAP')
     assert metrics is not None and 0.0 <= metrics.current() <= 1.0
