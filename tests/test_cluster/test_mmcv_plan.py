@@ -51,15 +51,35 @@ def test_cache_key_names_cuda_version_and_arch(mmcv_plan):
     assert mmcv_plan.cache_subdir('cuda', '12.6', ['8.0', '9.0+PTX']) == 'cuda12.6-sm80_90ptx'
 
 
+def fake_toolkit(tmp_path: Path, with_crt: bool = True) -> Path:
+    """A CUDA toolkit root with include/crt/host_defines.h (what torch's headers include)."""
+    home = tmp_path / 'cuda-13.0'
+    (home / 'include' / 'crt').mkdir(parents=True)
+    if with_crt:
+        (home / 'include' / 'crt' / 'host_defines.h').write_text('')
+    return home
+
+
 def test_cuda_plan_finds_the_headers_next_to_torch(mmcv_plan, tmp_path):
     torch_dir = fake_torch(tmp_path)
-    host = mmcv_plan.Host(torch_cuda='13.0', torch_dir=torch_dir, torch_capabilities=[(9, 0)])
+    home = fake_toolkit(tmp_path)
+    host = mmcv_plan.Host(torch_cuda='13.0', torch_dir=torch_dir, torch_capabilities=[(9, 0)],
+                          cuda_home=home)
     plan = mmcv_plan.make_plan({}, host)
     nvidia = torch_dir.parent / 'nvidia'
+    # the toolkit's own headers first (torch's cu13/include lacks the crt/ headers)
     assert plan == {'MMCV_OPS': 'cuda', 'MMCV_ARCH_LIST': '9.0',
-                    'MMCV_CPATH': f'{nvidia}/cu13/include:{nvidia}/cudnn/include',
-                    'MMCV_CACHE_SUBDIR': 'cuda13.0-sm90', 'MMCV_GPU_VISIBLE': '1',
-                    'TORCH_CUDA': '13.0'}
+                    'MMCV_CPATH': f'{home}/include:{nvidia}/cu13/include:{nvidia}/cudnn/include',
+                    'MMCV_CACHE_SUBDIR': 'cuda13.0-sm90', 'MMCV_CUDA_HOME': str(home),
+                    'MMCV_GPU_VISIBLE': '1', 'TORCH_CUDA': '13.0'}
+    no_nvcc = mmcv_plan.Host(torch_cuda='13.0', torch_dir=torch_dir, torch_capabilities=[(9, 0)])
+    with pytest.raises(mmcv_plan.PlanError, match='needs nvcc.*or set CUDA_HOME'):
+        mmcv_plan.make_plan({}, no_nvcc)
+    bare = mmcv_plan.Host(torch_cuda='13.0', torch_dir=torch_dir, torch_capabilities=[(9, 0)],
+                          cuda_home=fake_toolkit(tmp_path / 'bare', with_crt=False))
+    with pytest.raises(mmcv_plan.PlanError, match='no include/crt/host_defines.h under'):
+        mmcv_plan.make_plan({}, bare)
+    assert mmcv_plan.find_cuda_home({'CUDA_HOME': str(home)}) == home
     cpu = mmcv_plan.make_plan({}, mmcv_plan.Host(torch_cuda='13.0', torch_dir=torch_dir))
     assert (cpu['MMCV_OPS'], cpu['MMCV_CPATH'], cpu['MMCV_CACHE_SUBDIR']) == ('cpu', '', '')
 
@@ -74,8 +94,11 @@ def test_cuda_plan_without_headers_is_refused(mmcv_plan, tmp_path):
 
 @pytest.mark.slow
 def test_plan_script_on_this_host(repo):
-    """The real script with the real torch (a CUDA 13.0 build here, no GPU)."""
+    """The real script with the real torch (a CUDA 13.0 build here, no GPU, nvcc 13.0)."""
+    import shutil
     import torch
+    if not (shutil.which('nvcc') or os.environ.get('CUDA_HOME')):
+        pytest.skip('no CUDA toolkit (nvcc) on this machine')
     env = dict(os.environ, MMMIXMAE_MMCV_OPS='cuda', TORCH_CUDA_ARCH_LIST='9.0')
     out = subprocess.run([sys.executable, 'tools/install/mmcv_plan.py'], cwd=repo, env=env,
                          capture_output=True, text=True, timeout=120)
@@ -87,6 +110,8 @@ def test_plan_script_on_this_host(repo):
     nvidia = Path(torch.__file__).parent.parent / 'nvidia'
     assert any((Path(p) / 'cusparse.h').is_file() for p in plan['MMCV_CPATH'].strip("'").split(':'))
     assert str(nvidia) in plan['MMCV_CPATH']
+    home = Path(plan['MMCV_CUDA_HOME'].strip("'"))
+    assert (home / 'include' / 'crt' / 'host_defines.h').is_file()  # the real toolkit root
     env.pop('TORCH_CUDA_ARCH_LIST')
     refused = subprocess.run([sys.executable, 'tools/install/mmcv_plan.py'], cwd=repo, env=env,
                              capture_output=True, text=True, timeout=120)

@@ -4,8 +4,9 @@
 #   build_mmcv.sh PYTHON OPS OUT_DIR [ARCH_LIST] [CPATH]
 #
 # OPS is none (pure Python, no compiled ops), cpu or cuda. For cuda, ARCH_LIST is TORCH_CUDA_ARCH_LIST ("9.0" or "8.0;9.0")
-# and CPATH the header folders of the CUDA libraries shipped with torch (both as
-# printed by tools/install/mmcv_plan.py). torch 2.14's headers refuse C++17, so
+# and CPATH the header folders of the CUDA toolkit and of the CUDA libraries shipped with
+# torch (both as printed by tools/install/mmcv_plan.py); CUDA_HOME (the plan's MMCV_CUDA_HOME)
+# names the toolkit root, which torch cannot infer from a wrapper script nvcc. torch 2.14's headers refuse C++17, so
 # mmcv's hard-coded -std=c++17 is raised to c++20. MAX_JOBS (default 2) bounds the
 # compile jobs.
 set -euo pipefail
@@ -35,6 +36,8 @@ grep -q -- '-std=c++20' "$src/setup.py" || die "could not raise -std=c++17 to c+
 if [[ "$OPS" == none ]]; then
   ( cd "$src" && MMCV_WITH_OPS=0 "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" . )
 elif [[ "$OPS" == cuda ]]; then
+  home="${MMCV_CUDA_HOME:-${CUDA_HOME:-}}"
+  if [[ -n "$home" ]]; then export CUDA_HOME="$home"; fi
   ( cd "$src" && FORCE_CUDA=1 MMCV_WITH_OPS=1 TORCH_CUDA_ARCH_LIST="$ARCHS" MAX_JOBS="${MAX_JOBS:-2}" \
       CPATH="$INC${CPATH:+:$CPATH}" CFLAGS=-g0 \
       "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" . )

@@ -46,12 +46,14 @@ class Host:
         smi_capabilities: ``"9.0"``-style compute capabilities listed by nvidia-smi.
         device_nodes: whether ``/dev/nvidia[0-9]*`` exist.
         torch_dir: folder of the installed ``torch`` package (None: not installed).
+        cuda_home: root of the CUDA toolkit whose nvcc is used (None: no nvcc found).
     """
     torch_cuda: str | None = None
     torch_capabilities: list[tuple[int, int]] = field(default_factory=list)
     smi_capabilities: list[str] = field(default_factory=list)
     device_nodes: bool = False
     torch_dir: Path | None = None
+    cuda_home: Path | None = None
 
     @property
     def gpu_visible(self) -> bool:
@@ -118,6 +120,7 @@ def make_plan(env: Mapping[str, str], host: Host) -> dict[str, str]:
     """All decisions as shell-safe ``KEY -> value`` strings."""
     ops = choose_ops(env.get('MMMIXMAE_MMCV_OPS'), host)
     plan = {'MMCV_OPS': ops, 'MMCV_ARCH_LIST': '', 'MMCV_CPATH': '', 'MMCV_CACHE_SUBDIR': '',
+            'MMCV_CUDA_HOME': '',
             'MMCV_GPU_VISIBLE': '1' if host.gpu_visible else '0',
             'TORCH_CUDA': host.torch_cuda or ''}
     if ops == 'cuda':
@@ -130,8 +133,40 @@ def make_plan(env: Mapping[str, str], host: Host) -> dict[str, str]:
         if not any((p / 'cusparse.h').is_file() for p in incs):
             raise PlanError(f'no cusparse.h under {host.torch_dir.parent / "nvidia"}/*/include: '
                             'the installed torch does not ship the CUDA headers mmcv needs')
-        plan['MMCV_CPATH'] = ':'.join(str(p) for p in incs)
+        home = host.cuda_home
+        if home is None:
+            raise PlanError('a CUDA build of mmcv needs nvcc: put the CUDA toolkit of torch\'s '
+                            f'CUDA {host.torch_cuda} on PATH, or set CUDA_HOME')
+        if not (home / 'include' / 'crt' / 'host_defines.h').is_file():
+            raise PlanError(f'no include/crt/host_defines.h under the CUDA toolkit {home}: '
+                            'set CUDA_HOME to the toolkit root (the folder holding bin/nvcc)')
+        # the toolkit's own headers first: torch's nvidia/cu13/include has cuda_runtime_api.h
+        # without the crt/ headers it includes
+        plan['MMCV_CUDA_HOME'] = str(home)
+        plan['MMCV_CPATH'] = ':'.join(str(p) for p in [home / 'include', *incs])
     return plan
+
+
+def find_cuda_home(env: Mapping[str, str]) -> Path | None:
+    """``CUDA_HOME`` if set, else the toolkit root nvcc reports (``TOP=`` of ``--dryrun``).
+
+    nvcc on PATH may be a wrapper script (``/usr/local/bin/nvcc``): torch would then take
+    ``/usr/local`` for the toolkit and miss its headers, so nvcc itself is asked.
+    """
+    if env.get('CUDA_HOME'):
+        return Path(env['CUDA_HOME'])
+    nvcc = shutil.which('nvcc')
+    if not nvcc:
+        return None
+    try:
+        out = subprocess.run([nvcc, '--dryrun', '-c', '-x', 'cu', os.devnull, '-o', os.devnull],
+                             capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        out = ''
+    for line in out.splitlines():
+        if line.startswith('#$ TOP='):
+            return Path(line.split('=', 1)[1].strip()).resolve()
+    return Path(nvcc).resolve().parent.parent
 
 
 def _smi_capabilities() -> list[str]:
@@ -149,7 +184,7 @@ def _smi_capabilities() -> list[str]:
 def detect_host() -> Host:
     """Look at the real machine (torch if installed, nvidia-smi, /dev/nvidia*)."""
     host = Host(device_nodes=any(Path('/dev').glob('nvidia[0-9]*')),
-                smi_capabilities=_smi_capabilities())
+                smi_capabilities=_smi_capabilities(), cuda_home=find_cuda_home(os.environ))
     try:
         import torch
     except ImportError:

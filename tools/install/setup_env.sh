@@ -139,7 +139,8 @@ if ! mmcv_ok "$MMCV_OPS" 2>/dev/null; then
     else
       log "building mmcv ${MMCV_VERSION} from the sdist with CPU ops (about 7 minutes on 2 cores)"
     fi
-    wheel="$(MAX_JOBS="${MAX_JOBS:-2}" bash "$ROOT/tools/install/build_mmcv.sh" "$VENV/bin/python" \
+    wheel="$(MAX_JOBS="${MAX_JOBS:-2}" MMCV_CUDA_HOME="${MMCV_CUDA_HOME:-}" \
+               bash "$ROOT/tools/install/build_mmcv.sh" "$VENV/bin/python" \
                "$MMCV_OPS" "$dest" "$MMCV_ARCH_LIST" "$MMCV_CPATH" | tail -n1)"
     log "cached $wheel"
   else
