@@ -29,6 +29,7 @@ import json
 import os
 import os.path as osp
 import statistics
+import subprocess
 import sys
 import time
 from typing import Callable, Dict, List
@@ -191,6 +192,36 @@ def pretrain_section(args) -> dict:
                 rows=rows)
 
 
+@section('sharding')
+def sharding_section(args) -> dict:
+    """Peak memory per rank: DDP vs FSDP vs FSDP + activation checkpointing.
+
+    Runs ``tools/benchmarks/fsdp_memory.py`` (float32, AdamW) on every visible GPU (at least
+    one rank); ``--smoke``: the toy config on 2 CPU ranks.  Opt-in with ``--smoke``
+    (``--sections sharding``), part of the default suite on a GPU.
+    """
+    gpus = torch.cuda.device_count() if args.device.startswith('cuda') else 0
+    archs = ['toy'] if args.smoke else [a for a in args.archs if a in ('base', 'large')]
+    os.makedirs(args.out, exist_ok=True)
+    out = osp.join(args.out, 'sharding_memory.json')
+    cmd = [sys.executable, osp.join(osp.dirname(osp.abspath(__file__)), 'fsdp_memory.py'),
+           '--arch', *archs, '--steps', '1' if args.smoke else '3',
+           '--nproc', str(max(gpus, 1) if gpus else 2), '--out', out]
+    cmd += ['--batch', '2'] if args.smoke else ['--batch', str(ARCHS['large'][1])]
+    subprocess.run(cmd, check=True)
+    with open(out) as f:
+        runs = json.load(f)
+    mib = 2**20  # fsdp_memory.py records bytes
+    rows = [{'arch': r['arch'], 'mode': r['mode'], 'ranks': r['ranks'],
+             'state MiB': round(r['state'] / mib, 1), 'peak MiB': round(r['peak'] / mib, 1),
+             'peak - base MiB': round((r['peak'] - r['base']) / mib, 1),
+             'step s': round(r['step_s'], 3)} for r in runs]
+    return dict(title=f'Sharded training: memory per rank (worst rank), float32, '
+                f'{rows[0]["ranks"] if rows else 0} ranks',
+                columns=['arch', 'mode', 'ranks', 'state MiB', 'peak MiB', 'peak - base MiB',
+                         'step s'], rows=rows)
+
+
 def _row(label, path, compiled, batch, macs, t, peak) -> dict:
     mfu = None if peak is None else 2 * macs * 3 * batch / t['step_s'] / peak
     return {'model': label, 'attn path': path, 'compiled': compiled, 'batch': batch,
@@ -235,7 +266,8 @@ def parse_args(argv=None):
         p.error('no CUDA device: run on a GPU machine, or use --smoke for the CPU check')
     args.steps = args.steps or (2 if args.smoke else 20)
     args.warmup = args.warmup or (1 if args.smoke else 5)
-    args.sections = args.sections or list(SECTIONS)
+    # the sharding section launches processes: on the CPU only when asked for by name
+    args.sections = args.sections or [n for n in SECTIONS if not (args.smoke and n == 'sharding')]
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
         p.error(f'unknown sections {unknown}; known: {list(SECTIONS)}')
