@@ -6,6 +6,8 @@
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: $0 WHEEL [PYTHON] [EXPECTED_CUDA]" >&2; exit 2; }
 WHEEL="$(realpath "$1")"; PY="$(command -v "${2:-python3}")"; WANT="${3:-}"
+# absolute (the check runs inside a temporary folder), not resolved: a venv's python is a link
+[[ "$PY" == */* && "$PY" != /* ]] && PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 [[ -f "$WHEEL" && -n "$PY" ]] || { echo "$0: no such wheel: $WHEEL" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
