@@ -23,14 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .grouped_attention import GroupPlan, grouped_attention
-from .rel_pos import get_relative_position_index, resize_rel_pos_table, table_shape, take_bias
+from .rel_pos import (flat_bias_index, get_relative_position_index, resize_rel_pos_table,
+                      table_shape, take_bias)
 from .windows import window_partition
-
-
-def flat_bias_index(index: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """``[N, N]`` table rows -> ``[nH, N, N]`` indices into the flattened ``[T, nH]`` table."""
-    heads = torch.arange(num_heads, device=index.device).view(-1, 1, 1)
-    return index.unsqueeze(0) * num_heads + heads
 
 
 def check_fused_flag(use_fused) -> None:

@@ -35,7 +35,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .rel_pos import take_bias
+from .rel_pos import flat_bias_index, take_bias
 from .windows import window_partition
 
 
@@ -104,11 +104,10 @@ class GroupPlan:
         cache = self.__dict__.setdefault('_bias_index', {})
         if num_heads not in cache:
             parts, offset = [], 0
-            heads = torch.arange(num_heads, device=self.rel_index.device)
             for b in self.buckets:
                 n = b.num_pieces * b.size * b.size
-                rel = self.rel_index[offset:offset + n].view(b.num_pieces, 1, b.size, b.size)
-                parts.append((rel * num_heads + heads.view(1, -1, 1, 1)).reshape(-1))
+                rel = self.rel_index[offset:offset + n].view(b.num_pieces, b.size, b.size)
+                parts.append(flat_bias_index(rel, num_heads).reshape(-1))
                 offset += n
             cache[num_heads] = torch.cat(parts)
         return cache[num_heads]

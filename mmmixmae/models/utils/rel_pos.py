@@ -46,6 +46,13 @@ def window_from_table_length(length: int) -> int:
     return (side + 1) // 2
 
 
+def flat_bias_index(index: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``[..., N, N]`` table rows -> ``[..., nH, N, N]`` indices into the flattened ``[T, nH]``
+    table (the layout of the attention scores)."""
+    heads = torch.arange(num_heads, device=index.device).view(-1, 1, 1)
+    return index.unsqueeze(-3) * num_heads + heads
+
+
 class _TakeFlat(torch.autograd.Function):
     """``table.reshape(-1)[index]`` with an ``index_add_`` backward.
 
