@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test starts the bash launch scripts
+
 SCRIPTS = ['dist_train.sh', 'dist_test.sh', 'slurm_train.sh', 'slurm_test.sh']
 ARGS = {'dist_train.sh': ['cfg.py', '2'], 'dist_test.sh': ['cfg.py', 'ck.pth', '2'],
         'slurm_train.sh': ['part', 'job', 'cfg.py', 'wd'],

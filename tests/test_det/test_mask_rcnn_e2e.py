@@ -180,6 +180,7 @@ def test_ade3_instance_classes_match_the_annotation_file(shared_data):
 
 
 # ----------------------------------------------------------------------------- reachability
+@pytest.mark.slow  # a fresh interpreter
 def test_import_mmmixmae_does_not_import_mmdet_or_mmseg():
     """Pretraining works where mmdet and mmseg are absent (mmcv-lite machines).
 

@@ -27,6 +27,7 @@ def test_gpu_suite_smoke_writes_json_and_markdown(tmp_path):
     assert '| smoke-tiny | grouped | False | 2 |' in md
 
 
+@pytest.mark.slow  # two interpreter start-ups
 def test_gpu_suite_refuses_cuda_without_a_gpu_and_unknown_sections():
     import torch
     if torch.cuda.is_available():
