@@ -126,3 +126,46 @@ def test_user_errors(tool, photo_folder, toy_checkpoint, tmp_path, capsys):
     (bad / 'b' / '9.png').write_bytes(b'garbage')
     message = err([cfg, ckpt, str(bad), '--k', '1'])
     assert 'cannot decode image' in message and '9.png' in message
+
+
+def test_random_init_baseline(tool, photo_folder, toy_checkpoint, capsys):
+    """--random-init evaluates the untrained backbone, seeded: the baseline of a checkpoint."""
+    argv = [str(TOY_CONFIG), '--random-init', str(photo_folder), '--k', '5']
+    res = tool.main(argv)
+    assert 'random initialisation, no checkpoint' in capsys.readouterr().out
+    assert res['loaded_keys'] == 0 and res['num_val'] == 12
+    # the same seed gives the same initialisation, so the same features and scores
+    again = tool.main(argv)
+    assert (again['knn_top1'], again['linear_top1']) == (res['knn_top1'], res['linear_top1'])
+    # the features are the initialisation's, not a checkpoint's: compare with init_weights
+    from mmmixmae.apis.common import load_tool_config
+    from mmmixmae.apis.feature_eval import extract_features
+    img = [str(next((photo_folder / 'coffee').iterdir()))]
+    mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
+    feats = {}
+    for name, seed in (('seed0', 0), ('seed0_again', 0), ('seed1', 1)):
+        torch.manual_seed(seed)
+        backbone = tool.build_backbone(load_tool_config(str(TOY_CONFIG)), 'toy')
+        tool._quiet_init_weights(backbone)
+        feats[name] = extract_features(backbone, img, 64, mean, std)
+    assert np.array_equal(feats['seed0'], feats['seed0_again'])
+    assert not np.allclose(feats['seed0'], feats['seed1'])
+    from mmmixmae.apis.common import load_backbone_weights
+    load_backbone_weights(backbone, str(toy_checkpoint))
+    assert not np.allclose(extract_features(backbone, img, 64, mean, std), feats['seed1'])
+
+
+def test_random_init_argument_errors(tool, photo_folder, toy_checkpoint, capsys):
+    from mmmixmae.apis.common import run_tool
+
+    def err(argv):
+        with pytest.raises(SystemExit) as exc:
+            run_tool(tool.main, prog='knn_linear_probe.py')(argv)
+        assert exc.value.code == 2
+        return capsys.readouterr().err
+
+    cfg = str(TOY_CONFIG)
+    assert '--random-init takes no CHECKPOINT' in err(
+        [cfg, str(toy_checkpoint), str(photo_folder), '--random-init'])
+    assert 'give CONFIG CHECKPOINT DATA_DIR, or CONFIG --random-init DATA_DIR' in err(
+        [cfg, str(photo_folder)])

@@ -2,12 +2,15 @@
 
     python tools/analysis_tools/knn_linear_probe.py CONFIG CHECKPOINT DATA_DIR \
         [--k 20] [--temperature 0.07] [--C 1.0] [--val-fraction 0.3] [--size S] [--out R.json]
+    python tools/analysis_tools/knn_linear_probe.py CONFIG --random-init DATA_DIR [...]
 
 DATA_DIR holds one sub-folder per class (ImageNet layout), either directly (split into
 train/val here, per class, with --seed) or under DATA_DIR/train and DATA_DIR/val.  CHECKPOINT
 may be a pretraining or classification Runner checkpoint (its ``backbone.*`` weights are used),
 an official MixMIM checkpoint or a bare backbone state dict; every backbone weight must be in
-it.  See :mod:`mmmixmae.apis.feature_eval` for the exact protocol.
+it.  ``--random-init`` (in place of CHECKPOINT) gives the baseline of the same backbone with its
+own random initialisation (``init_weights``, seeded by ``--seed``), which is what the trained
+figures must be read against on small folders.  See :mod:`mmmixmae.apis.feature_eval` for the exact protocol.
 """
 import argparse
 import json
@@ -26,9 +29,13 @@ def parse_args(argv=None):
         prog='knn_linear_probe.py',
         description='Weighted k-NN and linear-probe accuracy of frozen backbone features.')
     parser.add_argument('config', help='config whose model has a MixMAESwin (or other) backbone')
-    parser.add_argument('checkpoint', help='checkpoint with the backbone weights')
-    parser.add_argument('data_dir', help='labelled folder: DATA_DIR/<class>/<image> or '
+    parser.add_argument('checkpoint', help='checkpoint with the backbone weights (omit with '
+                        '--random-init)')
+    parser.add_argument('data_dir', nargs='?', help='labelled folder: DATA_DIR/<class>/<image> or '
                         'DATA_DIR/{train,val}/<class>/<image>')
+    parser.add_argument('--random-init', action='store_true',
+                        help='no checkpoint: evaluate the randomly initialised backbone (the '
+                        'baseline); the positional arguments are then CONFIG DATA_DIR')
     parser.add_argument('--k', type=int, default=20, help='neighbours of the k-NN vote (20)')
     parser.add_argument('--temperature', type=float, default=0.07,
                         help='k-NN vote weight exp(cosine / T) (0.07)')
@@ -48,13 +55,22 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.random_init:
+        if args.data_dir is not None:
+            raise ToolError('--random-init takes no CHECKPOINT: give CONFIG --random-init '
+                            f'DATA_DIR, got {args.checkpoint} and {args.data_dir}')
+        args.checkpoint, args.data_dir = None, args.checkpoint
+    elif args.data_dir is None:
+        raise ToolError('give CONFIG CHECKPOINT DATA_DIR, or CONFIG --random-init DATA_DIR')
+    return args
 
 
 def check_args(args):
     from mmmixmae.apis.common import check_file
     check_file(args.config, 'config file')
-    check_file(args.checkpoint, 'checkpoint file')
+    if args.checkpoint is not None:
+        check_file(args.checkpoint, 'checkpoint file')
     if not osp.isdir(args.data_dir):
         raise ToolError(f'data folder not found: {args.data_dir}')
     if args.k < 1:
@@ -95,6 +111,19 @@ def build_backbone(cfg, config_path):
                         f'{err}') from None
 
 
+def _quiet_init_weights(module) -> None:
+    """``module.init_weights()`` without mmengine's one-log-line-per-tensor report."""
+    import logging
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        module.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def run(args):
     from mmmixmae.apis.common import load_backbone_weights, load_tool_config, normalization_of
     from mmmixmae.apis.feature_eval import (evaluate_features, extract_features,
@@ -103,8 +132,15 @@ def run(args):
     classes, train, val = scan_labelled_folder(args.data_dir, args.val_fraction, args.seed)
     if args.k > len(train):
         raise ToolError(f'--k {args.k} is larger than the {len(train)} training images')
-    backbone = build_backbone(cfg, args.config)
-    loaded, ignored = load_backbone_weights(backbone, args.checkpoint)
+    if args.checkpoint is None:
+        import torch
+        torch.manual_seed(args.seed)
+        backbone = build_backbone(cfg, args.config)
+        _quiet_init_weights(backbone)
+        loaded, ignored = [], []
+    else:
+        backbone = build_backbone(cfg, args.config)
+        loaded, ignored = load_backbone_weights(backbone, args.checkpoint)
     size = args.size
     if size is None:
         img_size = getattr(backbone, 'img_size', 224)
@@ -130,8 +166,9 @@ def main(argv=None):
     res = run(args)
     print(f'{res["num_classes"]} classes, {res["num_train"]} train / {res["num_val"]} val images, '
           f'{res["feature_dim"]}-d features at {res["size"]} px '
-          f'({res["loaded_keys"]} backbone tensors loaded, {res["ignored_keys"]} other keys '
-          'ignored)')
+          + ('(random initialisation, no checkpoint)' if args.checkpoint is None else
+             f'({res["loaded_keys"]} backbone tensors loaded, {res["ignored_keys"]} other keys '
+             'ignored)'))
     print(f'k-NN (k={res["k"]}, T={res["temperature"]}) top-1: {100 * res["knn_top1"]:.2f}%')
     print(f'linear probe (C={res["C"]}) top-1:     {100 * res["linear_top1"]:.2f}%')
     print(f'chance: {100 * res["chance"]:.2f}%   majority class: {100 * res["majority"]:.2f}%')
