@@ -242,6 +242,72 @@ def from_slots(x: torch.Tensor, plan: GroupPlan) -> torch.Tensor:
     return _Permute.apply(x, plan.inverse, plan.src, plan.pad_slots)
 
 
+class _BucketHeads(torch.autograd.Function):
+    """``qkv [B, S, 3C]`` -> ``(q, k, v)`` of every bucket, ``[B, K, nH, P, d]`` strided views.
+
+    The backward writes each piece's ``dq``, ``dk``, ``dv`` straight into one ``[B, S, 3C]``
+    gradient (the buckets cover every slot exactly once), in one pass; autograd's own chain
+    (``unbind`` -> ``stack``, ``view`` of a permuted gradient -> copy, ``split`` -> ``cat``)
+    copies the whole ``qkv`` gradient three times.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, shapes, num_heads):
+        ctx.shapes, ctx.num_heads, ctx.qkv_shape = shapes, num_heads, qkv.shape
+        outs = []
+        for view in _bucket_views(qkv, shapes, num_heads):
+            outs.extend(view.unbind(0))
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        grad = grads[0].new_empty(ctx.qkv_shape)
+        for i, view in enumerate(_bucket_views(grad, ctx.shapes, ctx.num_heads)):
+            for j in range(3):
+                view[j].copy_(grads[3 * i + j])
+        return grad, None, None
+
+
+def _bucket_views(qkv: torch.Tensor, shapes, num_heads: int):
+    """Per bucket ``(K, P)``: ``[3, B, K, nH, P, d]`` view of its slots of ``qkv [B, S, 3C]``."""
+    b, _, c3 = qkv.shape
+    d = c3 // (3 * num_heads)
+    start = 0
+    for k_, p in shapes:
+        yield qkv[:, start:start + k_ * p].view(b, k_, p, 3, num_heads, d).permute(
+            3, 0, 1, 4, 2, 5)
+        start += k_ * p
+
+
+class _MergeHeads(torch.autograd.Function):
+    """Per-bucket outputs ``[B, K, nH, P, d]`` -> ``[B, S, nH * d]`` in slot order, one copy
+    each (in place of a permuted reshape and a ``cat``); the backward hands out views."""
+
+    @staticmethod
+    def forward(ctx, shapes, *outs):
+        b, _, num_heads, _, d = outs[0].shape
+        ctx.shapes, ctx.num_heads = shapes, num_heads
+        slots = sum(k_ * p for k_, p in shapes)
+        merged = outs[0].new_empty(b, slots, num_heads * d)
+        for view, out in zip(_merged_views(merged, shapes, num_heads), outs):
+            view.copy_(out)
+        return merged
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, ) + tuple(_merged_views(grad.contiguous(), ctx.shapes, ctx.num_heads))
+
+
+def _merged_views(merged: torch.Tensor, shapes, num_heads: int):
+    """Per bucket ``(K, P)``: ``[B, K, nH, P, d]`` view of its slots of ``merged [B, S, C]``."""
+    b, _, c = merged.shape
+    start = 0
+    for k_, p in shapes:
+        yield merged[:, start:start + k_ * p].view(b, k_, p, num_heads, c // num_heads).permute(
+            0, 1, 3, 2, 4)
+        start += k_ * p
+
+
 def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tensor,
                       num_heads: int, scale: float, attn_drop: float = 0.,
                       training: bool = False) -> torch.Tensor:
@@ -260,27 +326,23 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
     b, slots, c3 = qkv.shape
     if slots != plan.num_slots:
         raise ValueError(f'grouped attention: {slots} slots, the plan has {plan.num_slots}')
-    d = c3 // (3 * num_heads)
+    shapes = tuple((bk.num_pieces, bk.size) for bk in plan.buckets)
     # one gather per block for all buckets, straight into the [K, nH, P, P] score layout
     bias = take_bias(bias_table, plan.bias_index(num_heads))
-    bias_parts = bias.split([bk.num_pieces * num_heads * bk.size**2 for bk in plan.buckets])
-    # split, not slices: its backward is one concatenation, where each slice's backward would
-    # zero-fill a full [B, S, 3C] gradient (one per bucket, about 20 buckets at stage 0)
-    slot_parts = qkv.split([bk.num_pieces * bk.size for bk in plan.buckets], dim=1)
+    bias_parts = bias.split([k_ * num_heads * p * p for k_, p in shapes])
+    qkvs = _BucketHeads.apply(qkv, shapes, num_heads)
     outs = []
-    for bucket, bias, t in zip(plan.buckets, bias_parts, slot_parts):
+    for i, (bucket, bias) in enumerate(zip(plan.buckets, bias_parts)):
         k_, p = bucket.num_pieces, bucket.size
         bias = bias.view(k_, num_heads, p, p)
         if bucket.key_pad is not None:
             bias = bias + bucket.key_pad
-        t = t.view(b, k_, p, 3, num_heads, d)
-        q, k, v = t.permute(3, 0, 1, 4, 2, 5).unbind(0)  # [B, K, nH, P, d]
+        q, k, v = qkvs[3 * i:3 * i + 3]  # [B, K, nH, P, d]
         # scaling q (P x d) is cheaper than scaling the scores (P x P); in place: the product
         # itself is not needed by matmul's backward
         attn = torch.matmul(q * scale, k.transpose(-2, -1))
         attn = attn.add_(bias.to(attn.dtype)).softmax(dim=-1)
         if attn_drop and training:
             attn = torch.nn.functional.dropout(attn, attn_drop, training=True)
-        out = torch.matmul(attn, v)  # [B, K, nH, P, d]
-        outs.append(out.permute(0, 1, 3, 2, 4).reshape(b, k_ * p, num_heads * d))
-    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        outs.append(torch.matmul(attn, v))  # [B, K, nH, P, d]
+    return _MergeHeads.apply(shapes, *outs)

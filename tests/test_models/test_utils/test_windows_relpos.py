@@ -51,3 +51,26 @@ def test_resize_table():
     assert window_from_table_length(27 * 27) == 14
     with pytest.raises(ValueError):
         window_from_table_length(30)
+
+
+@pytest.mark.parametrize('heads', [1, 4])
+def test_take_bias_equals_advanced_index(heads):
+    """take_bias: the same values and table gradient as autograd's ``table.reshape(-1)[idx]``,
+    with indices repeated many times (every bias entry is read by many query/key pairs)."""
+    from mmmixmae.models.utils.rel_pos import flat_bias_index, take_bias
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(13 * 13, heads, generator=g, dtype=torch.float64, requires_grad=True)
+    rows = get_relative_position_index((7, 7))[torch.randperm(49, generator=g)[:30]]  # [30, 49]
+    index = flat_bias_index(rows.view(3, 10, 49)[:, :, :10], heads)  # [3, heads, 10, 10]
+    out = take_bias(table, index)
+    ref = table.reshape(-1)[index]
+    assert out.shape == index.shape == (3, heads, 10, 10)
+    assert torch.equal(out, ref)
+    weights = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    grad, = torch.autograd.grad((out * weights).sum(), table)
+    grad_ref, = torch.autograd.grad((ref * weights).sum(), table)
+    assert torch.allclose(grad, grad_ref, rtol=0, atol=1e-12)
+    # entries no pair reads get exactly zero; each read entry gets the sum of its weights
+    counts = torch.zeros(table.numel(), dtype=torch.long).index_add_(
+        0, index.reshape(-1), torch.ones(index.numel(), dtype=torch.long))
+    assert (grad.reshape(-1)[counts == 0] == 0).all() and (counts > 1).any()
