@@ -45,7 +45,7 @@ from .errors import InvalidCheckpointError
 from .io import load_checkpoint_safely
 
 __all__ = ['deepspeed_safe_globals', 'read_deepspeed_file', 'find_deepspeed_files',
-           'consolidate_deepspeed']
+           'consolidate_deepspeed', 'holds_deepspeed_files']
 
 _MODEL_RE = re.compile(r'^(?:zero_pp_rank_(\d+)_)?mp_rank_00_model_states\.pt$')
 _OPTIM_RE = re.compile(r'^(?:bf16_|fp16_)?zero_pp_rank_(\d+)_mp_rank_00_optim_states\.pt$')
@@ -85,6 +85,11 @@ def _rank_files(folder: str, pattern: 're.Pattern[str]') -> Dict[int, str]:
                     f'{osp.basename(found[rank])} and {name}', folder)
             found[rank] = osp.join(folder, name)
     return found
+
+
+def holds_deepspeed_files(folder: str) -> bool:
+    """Whether the folder ``folder`` holds deepspeed model-state files (names only)."""
+    return any(_MODEL_RE.match(name) for name in os.listdir(folder))
 
 
 def _check_ranks(folder: str, files: Dict[int, str], world_size: int, what: str) -> List[str]:

@@ -37,7 +37,8 @@ Patches (in the order applied)
                            CPU, a launcher check, and strict, weights-only sharded checkpoints
 ``deepspeed_strategy``     mmengine's ``DeepSpeedStrategy`` with deepspeed 0.19 (only when
                            deepspeed is installed): no silent C++ build inside
-                           ``init_distributed``, no import of the removed one-bit optimizers
+                           ``init_distributed``, no import of the removed one-bit
+                           optimizers, checkpoint hooks called on save and load
 =========================  =================================================================
 """
 from __future__ import annotations

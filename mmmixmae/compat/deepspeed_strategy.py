@@ -29,6 +29,16 @@ for it raises :class:`~mmmixmae.compat.CompatVersionError`.
    list which the installed deepspeed has (``DeepSpeedCPUAdam``, ``FusedAdam``, ``FusedLamb``
    in 0.19) and returns their names; a config naming one of the missing ones fails when the
    optimizer is built, with mmengine's "not in the optimizer registry".
+3. **Checkpoint hooks never run.**  ``FlexibleRunner`` fires ``before_save_checkpoint`` and
+   ``after_load_checkpoint`` through a ``callback`` argument of the strategy's
+   ``save_checkpoint`` / ``resume`` / ``load_checkpoint``; ``DeepSpeedStrategy`` accepts and
+   ignores it ("callback parameter is not supported yet").  So under DeepSpeed no hook can
+   add to a checkpoint or read it back, silently: :class:`~mmmixmae.engine.hooks.ExactResumeHook`
+   stores no RNG state and a resumed run draws other mixing masks than the uninterrupted one.
+   The patched methods call ``callback`` with the dict deepspeed stores as ``client_state``:
+   before saving (what a hook adds is saved with it) and after loading (deepspeed's engine has
+   then loaded the module, strictly, and the optimizer partitions; the hooks see mmengine's
+   ``meta``, ``message_hub`` and whatever they saved).
 """
 from __future__ import annotations
 
@@ -147,8 +157,43 @@ def register_deepspeed_optimizers() -> List[str]:
 setattr(register_deepspeed_optimizers, MARK, True)
 
 
+# ---------------------------------------------------------------------------
+# 3. the checkpoint callbacks
+# ---------------------------------------------------------------------------
+def _save_with_callback(original: Callable) -> Callable:
+    """``save_checkpoint`` that lets ``callback`` see (and add to) the saved client state."""
+
+    @functools.wraps(original)
+    def save_checkpoint(self, filename: str, *, save_optimizer: bool = True,
+                        save_param_scheduler: bool = True, extra_ckpt: Optional[dict] = None,
+                        callback: Optional[Callable[[dict], None]] = None) -> None:
+        extra_ckpt = dict() if extra_ckpt is None else extra_ckpt
+        if callback is not None:
+            callback(extra_ckpt)
+        return original(self, filename, save_optimizer=save_optimizer,
+                        save_param_scheduler=save_param_scheduler, extra_ckpt=extra_ckpt)
+
+    setattr(save_checkpoint, MARK, True)
+    return save_checkpoint
+
+
+def _load_with_callback(original: Callable) -> Callable:
+    """``resume`` / ``load_checkpoint`` that hand the loaded client state to ``callback``."""
+
+    @functools.wraps(original)
+    def load(self, filename: str, *, callback: Optional[Callable[[dict], None]] = None,
+             **kwargs) -> dict:
+        checkpoint = original(self, filename, **kwargs)
+        if callback is not None:
+            callback(checkpoint)
+        return checkpoint
+
+    setattr(load, MARK, True)
+    return load
+
+
 def apply() -> None:
-    """Install both fixes (idempotent); nothing without deepspeed."""
+    """Install the three fixes (idempotent); nothing without deepspeed."""
     check_versions(__name__, SUPPORTED)
     found = deepspeed_version()
     if found is None:
@@ -163,3 +208,9 @@ def apply() -> None:
         comm_torch.build_shm_op = _no_jit_build_shm_op(comm_torch.build_shm_op)
     if not getattr(mm_deepspeed.register_deepspeed_optimizers, MARK, False):
         mm_deepspeed.register_deepspeed_optimizers = register_deepspeed_optimizers
+    strategy = mm_deepspeed.DeepSpeedStrategy
+    if not getattr(strategy.save_checkpoint, MARK, False):
+        strategy.save_checkpoint = _save_with_callback(strategy.save_checkpoint)
+    for name in ('resume', 'load_checkpoint'):
+        if not getattr(getattr(strategy, name), MARK, False):
+            setattr(strategy, name, _load_with_callback(getattr(strategy, name)))
