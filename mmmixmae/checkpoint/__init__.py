@@ -14,17 +14,18 @@ Three kinds of checkpoints reach mmmixmae:
 
 One module per concept:
 
-==============  ===========================================================================
-``errors``      ``CheckpointError`` and its four kinds (all user errors)
-``io``          weights-only reading, the allowlist, URL download
-``state_dict``  finding the state dict in a checkpoint; revising keys
-``report``      load and conversion summaries
-``pretrained``  ``init_cfg=Pretrained`` for a backbone module (imports no model class)
-``arch``        the model a state dict describes, from its shapes
-``layout``      mmcv/official channel orders, sin-cos table layouts
-``convert``     official / mmpretrain / backbone-only conversion rules
-``sharded``     FSDP shard folders: checks, flat-parameter layouts, consolidation to one file
-==============  ===========================================================================
+==================  =======================================================================
+``errors``          ``CheckpointError`` and its four kinds (all user errors)
+``io``              weights-only reading, the allowlist, URL download
+``state_dict``      finding the state dict in a checkpoint; revising keys
+``report``          load and conversion summaries
+``pretrained``      ``init_cfg=Pretrained`` for a backbone module (imports no model class)
+``arch``            the model a state dict describes, from its shapes
+``layout``          mmcv/official channel orders, sin-cos table layouts
+``convert``         official / mmpretrain / backbone-only conversion rules
+``sharded``         FSDP shard folders: checks, flat-parameter layouts, consolidation to one file
+``deepspeed_zero``  DeepSpeed ZeRO-2/3 checkpoint folders: weights-only reading, consolidation
+==================  =======================================================================
 
 This ``__init__`` re-exports the reading and loading names; ``convert``, ``arch`` and
 ``layout`` depend on model utilities and are imported by their full names (so the

@@ -35,17 +35,23 @@ Patches (in the order applied)
                            bfloat16/float16 inputs (they have no low-precision CPU kernels)
 ``fsdp``                   mmengine's ``FSDPStrategy`` / ``DDPStrategy`` (FlexibleRunner) on
                            CPU, a launcher check, and strict, weights-only sharded checkpoints
+``deepspeed_strategy``     mmengine's ``DeepSpeedStrategy`` with deepspeed 0.19 (only when
+                           deepspeed is installed): no silent C++ build inside
+                           ``init_distributed``, no import of the removed one-bit
+                           optimizers, checkpoint hooks called on save and load
 =========================  =================================================================
 """
 from __future__ import annotations
 
-from . import amp_optim_wrapper, checkpoint_loader, fsdp, init_dist, mmcv_lowp, wrap_model
+from . import (amp_optim_wrapper, checkpoint_loader, deepspeed_strategy, fsdp, init_dist,
+               mmcv_lowp, wrap_model)
 from ._guard import CompatVersionError, check_versions
 
 __all__ = ['apply_compat', 'PATCHES', 'CompatVersionError', 'check_versions']
 
 #: every patch module, in the order :func:`apply_compat` applies them
-PATCHES = (checkpoint_loader, init_dist, wrap_model, amp_optim_wrapper, mmcv_lowp, fsdp)
+PATCHES = (checkpoint_loader, init_dist, wrap_model, amp_optim_wrapper, mmcv_lowp, fsdp,
+           deepspeed_strategy)
 
 _applied = False
 

@@ -189,9 +189,12 @@ def _check_checkpoint_path(path: str) -> None:
     if path.startswith(_REMOTE_PREFIXES):
         return
     path = osp.expanduser(path)
-    if osp.isdir(path):  # a sharded FSDP checkpoint (rank<i>.pth files, mmmixmae.compat.fsdp)
-        if not any(re.fullmatch(r'rank\d+\.pth', f) for f in os.listdir(path)):
-            raise UserError(f'checkpoint folder {path} holds no rank<i>.pth shard')
+    if osp.isdir(path):  # a sharded checkpoint: FSDP (rank<i>.pth) or DeepSpeed ZeRO files
+        from mmmixmae.checkpoint.deepspeed_zero import holds_deepspeed_files
+        if not (any(re.fullmatch(r'rank\d+\.pth', f) for f in os.listdir(path))
+                or holds_deepspeed_files(path)):
+            raise UserError(f'checkpoint folder {path} holds neither rank<i>.pth shards (FSDP) '
+                            'nor deepspeed *mp_rank_00_model_states.pt files (DeepSpeed)')
         return
     if not osp.isfile(path):
         raise UserError(f'checkpoint file not found: {path}')

@@ -8,7 +8,8 @@ from mmmixmae.compat._guard import installed_versions
 
 def test_every_patch_names_its_versions_and_accepts_this_environment():
     assert [p.__name__.rsplit('.', 1)[1] for p in compat.PATCHES] == [
-        'checkpoint_loader', 'init_dist', 'wrap_model', 'amp_optim_wrapper', 'mmcv_lowp', 'fsdp']
+        'checkpoint_loader', 'init_dist', 'wrap_model', 'amp_optim_wrapper', 'mmcv_lowp', 'fsdp',
+        'deepspeed_strategy']
     here = installed_versions()
     for patch in compat.PATCHES:
         assert set(patch.SUPPORTED) == {'mmengine', 'torch'}

@@ -18,10 +18,14 @@ def test_all_real_configs_are_listed():
     names = [osp.basename(p) for p in REAL]
     # pretraining B/L/H at every schedule, fine-tuning B/L at 224 and 384, Mask R-CNN B/L 1x
     # and 3x, UperNet B/L; MixMAEAdapter pretraining of Swin-W7, ConvNeXt and PCPVT; FSDP
-    # variants of L/H pretraining (300e) and L fine-tuning (224)
-    assert len(names) == 22
-    assert sum(n.startswith('mixmae_swin-') and '-w14_' in n for n in names) == 8
+    # variants of L/H pretraining (300e) and L fine-tuning (224); DeepSpeed ZeRO-2 and ZeRO-3
+    # variants of L/H pretraining (300e)
+    assert len(names) == 26
+    assert sum(n.startswith('mixmae_swin-') and '-w14_' in n for n in names) == 12
     assert sum('-fsdp-' in n for n in names) == 3
+    assert sorted(n for n in names if '-zero' in n) == [
+        f'mixmae_swin-{a}-w14_16xb128-zero{z}-amp-coslr-300e_in1k.py'
+        for a in ('huge', 'large') for z in (2, 3)]
     assert sorted(n.split('_')[1] for n in names if n.startswith('mixmae_') and '-w14_' not in n) \
         == ['convnext-base', 'pcpvt-base', 'swin-base-w7']
     assert sum(n.startswith('mixmae-swin-') for n in names) == 5
@@ -45,11 +49,12 @@ def test_every_real_config_builds_and_is_consistent(misc, monkeypatch):
             built[key] = cc.build_model(cfg)
         families[osp.basename(path)] = cc.check_consistency(cfg, built[key])
     assert sorted(set(families.values())) == ['classifier', 'detector', 'pretrain', 'segmentor']
-    assert list(families.values()).count('pretrain') == 11
+    assert list(families.values()).count('pretrain') == 15
     assert list(families.values()).count('detector') == 4
     # 3 MixMAESwin + 3 adapter pretraining, 4 fine-tuning, 2 detection, 2 segmentation models
-    # (the FSDP variants build their DDP parent's model)
-    assert len(built) == 14
+    # (the FSDP and ZeRO-2 variants build their DDP parent's model), and L/H with per-block
+    # activation checkpointing (the ZeRO-3 variants)
+    assert len(built) == 16
 
 
 def _tiny_cfg(model, **loaders):

@@ -17,10 +17,11 @@ DOC_HEADING = '### Where this recipe differs from the official code'
 
 
 def test_every_pretraining_config_drops_the_last_batch():
-    # MixMAESwin: B/L/H at each schedule (6), their FSDP variants of L/H 300e (2), the demo
-    # and the toy (2), the FSDP toy (1); MixMAEAdapter: Swin-W7 / ConvNeXt / PCPVT in1k (3),
-    # their demos and the SVT demo (4)
-    assert len(PRETRAIN) == 18
+    # MixMAESwin: B/L/H at each schedule (6), their FSDP variants of L/H 300e (2), their
+    # DeepSpeed ZeRO-2/3 variants of L/H 300e (4), the demo and the toy (2), the FSDP and the
+    # ZeRO-2 toys (2); MixMAEAdapter: Swin-W7 / ConvNeXt / PCPVT in1k (3), their demos and the
+    # SVT demo (4)
+    assert len(PRETRAIN) == 23
     for path in PRETRAIN:
         cfg = Config.fromfile(path)
         assert cfg.model.type == 'MixMAE', path

@@ -43,7 +43,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 want_stamp="$(cat "$ROOT/tools/install/setup_env.sh" "$ROOT/setup.py" "$ROOT/requirements"/*.txt 2>/dev/null | sha256sum | cut -c1-16)"
 if [[ $PLAN_ONLY == 0 && -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]] \
-   && "$VENV/bin/python" -c 'import mmcv._ext, mmdet, mmseg, mmpretrain, mmmixmae' 2>/dev/null; then
+   && "$VENV/bin/python" -c 'import mmcv._ext, mmdet, mmseg, mmpretrain, mmmixmae, deepspeed' 2>/dev/null; then
   touch "$STAMP"
   log "environment up to date ($VENV)"
   exit 0
@@ -154,6 +154,26 @@ fi
 
 log "OpenMMLab libraries and test tools"
 "${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+
+if [[ $DEMO == 0 ]]; then
+  # DeepSpeed (the ZeRO configs): PyPI has only its sdist.  Built once without its C++ ops
+  # (DS_BUILD_OPS=0) and without build isolation (its setup.py imports the installed torch;
+  # an isolated build spends minutes on its build environment), the wheel cached like mmcv's.
+  DS_REQ="$(grep -v '^#' "$ROOT/requirements/deepspeed.txt" | grep -m1 .)"
+  DS_VERSION="${DS_REQ#deepspeed==}"
+  if ! "$VENV/bin/python" -c "import deepspeed, sys; sys.exit(deepspeed.__version__ != '$DS_VERSION')" 2>/dev/null; then
+    ds_wheel="$(ls "$CACHE"/deepspeed-"$DS_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
+    if [[ -z "$ds_wheel" ]]; then
+      log "building deepspeed $DS_VERSION from the sdist without C++ ops (seconds)"
+      mkdir -p "$CACHE"
+      DS_BUILD_OPS=0 "${PIP[@]}" wheel -q --no-deps --no-build-isolation -w "$CACHE" "$DS_REQ"
+      ds_wheel="$(ls "$CACHE"/deepspeed-"$DS_VERSION"-*.whl | head -n1)"
+    else
+      log "installing cached $ds_wheel"
+    fi
+    "${PIP[@]}" install -q "$ds_wheel"
+  fi
+fi
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
 "$VENV/bin/python" - <<'PY'
@@ -162,6 +182,11 @@ print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'mmcv'
       'mmengine', mmengine.__version__, 'mmpretrain', mmpretrain.__version__,
       'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__)
 import mmmixmae  # noqa: F401
+try:
+    import deepspeed
+    print('deepspeed', deepspeed.__version__)
+except ImportError:
+    print('deepspeed not installed (setup_env.sh --demo skips it)')
 PY
 if [[ $DEMO == 1 ]]; then
   echo "$want_stamp" > "$DEMO_STAMP"

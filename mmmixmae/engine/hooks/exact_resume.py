@@ -27,7 +27,10 @@ drop path, data augmentation in the main process) differs from the uninterrupted
   key and shape for shape (after the backbone's documented interpolation of position
   embeddings and relative-position tables), a ``load_from`` must have no shape mismatch
   and share at least one key with the model.  mmengine itself only warns and keeps the
-  random initialisation of everything that does not fit.
+  random initialisation of everything that does not fit.  Not for sharded strategies:
+  FSDP's shards are checked by :mod:`mmmixmae.compat.fsdp`, and under DeepSpeed the
+  engine has already loaded the module strictly when the hook runs
+  (:mod:`mmmixmae.compat.deepspeed_strategy`).
 """
 from __future__ import annotations
 
@@ -127,6 +130,12 @@ def _is_fsdp(model) -> bool:
     return isinstance(model, FullyShardedDataParallel)
 
 
+def _is_deepspeed(model) -> bool:
+    """mmengine's ``MMDeepSpeedEngineWrapper`` (DeepSpeedStrategy) around a deepspeed engine."""
+    from mmengine._strategy.deepspeed import MMDeepSpeedEngineWrapper
+    return isinstance(model, MMDeepSpeedEngineWrapper)
+
+
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -215,6 +224,8 @@ class ExactResumeHook(Hook):
         source = self._source(runner)
         if _is_fsdp(runner.model):
             pass  # FSDPStrategy's loader checks shards strictly (mmmixmae.compat.fsdp)
+        elif _is_deepspeed(runner.model):
+            pass  # deepspeed's engine has loaded the module strictly (load_module_strict)
         elif resuming and self.strict_resume or not resuming and self.check_load_from:
             check_state_dict_fits(_unwrap(runner.model), checkpoint, source, strict=resuming)
         if not resuming:

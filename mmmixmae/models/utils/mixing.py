@@ -48,8 +48,11 @@ def random_mixing_mask(grid_hw: Tuple[int, int],
 
 
 def upsample_mask(mask: torch.Tensor, grid_hw: Tuple[int, int]) -> torch.Tensor:
-    """Nearest-upsample ``[1, 1, h, w]`` to ``grid_hw`` and flatten to ``[1, H*W, 1]``."""
-    up = F.interpolate(mask.float(), size=tuple(grid_hw), mode='nearest')
+    """Nearest-upsample ``[1, 1, h, w]`` to ``grid_hw`` and flatten to ``[1, H*W, 1]``, in
+    ``mask``'s floating dtype (0/1 are exact in every dtype; a bfloat16 model, e.g. DeepSpeed's
+    ``bf16``, must not have its tokens promoted to float32 by the mixing)."""
+    dtype = mask.dtype if mask.is_floating_point() else torch.float32
+    up = F.interpolate(mask.float(), size=tuple(grid_hw), mode='nearest').to(dtype)
     return up.reshape(1, -1, 1)
 
 

@@ -1,0 +1,97 @@
+"""mmmixmae.compat.deepspeed_strategy: the three fixes mmengine 0.10.7's DeepSpeedStrategy needs
+with deepspeed 0.19 (fast; the 2-rank runs are in test_deepspeed_toy.py)."""
+import importlib
+import sys
+
+import pytest
+
+from _sharded_env import require_deepspeed
+
+deepspeed = require_deepspeed()
+
+from mmmixmae.compat import CompatVersionError, deepspeed_strategy  # noqa: E402
+from mmmixmae.compat._guard import MARK  # noqa: E402
+
+
+class _Built(AssertionError):
+    """Raised by the stubbed op builder: a C++ build was attempted."""
+
+
+def _comm_torch():
+    import deepspeed.comm.torch  # noqa: F401
+    return sys.modules['deepspeed.comm.torch']  # the attribute deepspeed.comm.torch is torch
+
+
+def test_patches_are_installed():
+    from mmengine._strategy import deepspeed as mm_deepspeed
+    assert getattr(_comm_torch().build_shm_op, MARK, False)
+    assert mm_deepspeed.register_deepspeed_optimizers is \
+        deepspeed_strategy.register_deepspeed_optimizers
+    for name in ('save_checkpoint', 'resume', 'load_checkpoint'):
+        assert getattr(getattr(mm_deepspeed.DeepSpeedStrategy, name), MARK, False), name
+    deepspeed_strategy.apply()  # idempotent
+    assert not hasattr(_comm_torch().build_shm_op.__wrapped__, MARK)
+
+
+def test_init_distributed_builds_no_cpp_op(monkeypatch):
+    """deepspeed's own build_shm_op JIT-compiles csrc/cpu/comm/shm*.cpp (the silent start-up
+    'hang'); the patched one returns None without touching the op builder."""
+    from deepspeed.ops.op_builder.builder import OpBuilder
+
+    def no_build(self, *args, **kwargs):
+        raise _Built(f'JIT build of {self.name}')
+
+    monkeypatch.setattr(OpBuilder, 'jit_load', no_build)
+    # skip deepspeed's compiler probe of every op: say the shm op is buildable here
+    monkeypatch.setattr(deepspeed.ops, '__compatible_ops__', {'deepspeed_shm_comm': True},
+                        raising=False)
+    monkeypatch.setattr(deepspeed_strategy, 'shm_op_prebuilt', lambda: False)
+    patched = _comm_torch().build_shm_op
+    with pytest.raises(_Built, match='deepspeed_shm_comm'):
+        patched.__wrapped__()  # deepspeed 0.19 unpatched: compiles
+    assert patched() is None
+
+
+def test_removed_one_bit_optimizers_are_not_imported():
+    """mmengine's register_deepspeed_optimizers imports deepspeed.runtime.fp16.onebit, which
+    deepspeed 0.19 does not have; the patched one registers what exists."""
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module('deepspeed.runtime.fp16.onebit')
+    from mmengine.registry import OPTIMIZERS
+    names = deepspeed_strategy.register_deepspeed_optimizers()
+    assert names == ['DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb']
+    assert deepspeed_strategy.register_deepspeed_optimizers() == names  # again: no KeyError
+    assert OPTIMIZERS.get('FusedAdam').__module__.startswith('deepspeed.')
+
+
+def test_checkpoint_callbacks_see_the_client_state():
+    """mmengine's DeepSpeedStrategy drops ``callback``; the patched methods call it with the
+    dict deepspeed stores (save: before, so a hook's additions are saved; load: after)."""
+    calls = []
+
+    def save(self, filename, *, save_optimizer=True, save_param_scheduler=True,
+             extra_ckpt=None):
+        calls.append(('save', filename, dict(extra_ckpt)))
+
+    def resume(self, filename, **kwargs):
+        calls.append(('resume', filename, kwargs))
+        return {'meta': {'iter': 4}, 'rng_state': [1]}
+
+    def add_rng(checkpoint):
+        checkpoint['rng_state'] = [0]
+
+    seen = []
+    deepspeed_strategy._save_with_callback(save)(None, 'w/iter_4.pth', extra_ckpt={'meta': {}},
+                                                 callback=add_rng)
+    out = deepspeed_strategy._load_with_callback(resume)(None, 'w/iter_4.pth',
+                                                         resume_optimizer=True,
+                                                         callback=seen.append)
+    assert calls[0] == ('save', 'w/iter_4.pth', {'meta': {}, 'rng_state': [0]})
+    assert calls[1] == ('resume', 'w/iter_4.pth', {'resume_optimizer': True})
+    assert seen == [out] and out['rng_state'] == [1]
+
+
+def test_unknown_deepspeed_version_is_refused():
+    deepspeed_strategy.check_deepspeed_version('0.19.8')
+    with pytest.raises(CompatVersionError, match=r'deepspeed 0\.20\.0 is installed'):
+        deepspeed_strategy.check_deepspeed_version('0.20.0')
