@@ -6,8 +6,11 @@ Importing the package applies the torch>=2.6 / CPU compatibility fixes of
 glue lives in :mod:`mmmixmae.det` and :mod:`mmmixmae.seg`, imported by their configs.
 """
 from .version import __version__
+from .utils.third_party_logs import quiet_third_party_logs
 
-from .compat import apply_compat
+quiet_third_party_logs()  # before mmengine imports deepspeed (see the module)
+
+from .compat import apply_compat  # noqa: E402
 
 apply_compat()  # the one place the mmengine patches are applied (see mmmixmae.compat)
 
