@@ -39,6 +39,12 @@ for it raises :class:`~mmmixmae.compat.CompatVersionError`.
    before saving (what a hook adds is saved with it) and after loading (deepspeed's engine has
    then loaded the module, strictly, and the optimizer partitions; the hooks see mmengine's
    ``meta``, ``message_hub`` and whatever they saved).
+4. **No launcher, no clear error.**  Started without ``--launcher`` (``launcher='none'``),
+   ``DeepSpeedStrategy`` calls ``deepspeed.init_distributed``, which falls back to MPI
+   discovery and dies with ``ModuleNotFoundError: No module named 'mpi4py'``.  The patched
+   ``__init__`` stops first with the message of the FSDP strategy
+   (:func:`~.fsdp.refuse_without_launcher`): it names the strategy, ``launcher='none'`` and
+   the commands that start a distributed run.
 """
 from __future__ import annotations
 
@@ -193,7 +199,7 @@ def _load_with_callback(original: Callable) -> Callable:
 
 
 def apply() -> None:
-    """Install the three fixes (idempotent); nothing without deepspeed."""
+    """Install the four fixes (idempotent); nothing without deepspeed."""
     check_versions(__name__, SUPPORTED)
     found = deepspeed_version()
     if found is None:
@@ -214,3 +220,5 @@ def apply() -> None:
     for name in ('resume', 'load_checkpoint'):
         if not getattr(getattr(strategy, name), MARK, False):
             setattr(strategy, name, _load_with_callback(getattr(strategy, name)))
+    from .fsdp import refuse_without_launcher
+    refuse_without_launcher(strategy)  # idempotent itself

@@ -75,8 +75,13 @@ def _broadcast_module_states(module: nn.Module) -> None:
 # ---------------------------------------------------------------------------
 # patches
 # ---------------------------------------------------------------------------
-def _patch_init(cls: type) -> None:
+def refuse_without_launcher(cls: type) -> None:
+    """``cls.__init__`` raises, naming the setting, when the runner has no distributed launcher
+    (used for ``FSDPStrategy`` here and ``DeepSpeedStrategy`` in :mod:`.deepspeed_strategy`);
+    idempotent."""
     original = cls.__init__
+    if getattr(original, _MARK, False):
+        return
 
     @functools.wraps(original)
     def __init__(self, *args, **kwargs):
@@ -332,7 +337,7 @@ def apply() -> None:
         return
     _patch_wrap_model(DDPStrategy, dict(type='MMDistributedDataParallel',
                                         broadcast_buffers=False), _ddp_cpu_wrapper)
-    _patch_init(FSDPStrategy)
+    refuse_without_launcher(FSDPStrategy)
     _patch_wrap_model(FSDPStrategy, dict(type='MMFullyShardedDataParallel'), _fsdp_cpu_wrapper)
     _patch_build_optim_wrapper(FSDPStrategy)
     _patch_checkpoint_io(FSDPStrategy)

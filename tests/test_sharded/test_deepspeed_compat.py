@@ -95,3 +95,21 @@ def test_unknown_deepspeed_version_is_refused():
     deepspeed_strategy.check_deepspeed_version('0.19.8')
     with pytest.raises(CompatVersionError, match=r'deepspeed 0\.20\.0 is installed'):
         deepspeed_strategy.check_deepspeed_version('0.20.0')
+
+
+@pytest.mark.parametrize('env_kwargs', [None, dict(launcher='none')])
+def test_refused_without_a_launcher(env_kwargs, tmp_path):
+    """Without --launcher, deepspeed would fall back to MPI discovery and die on a missing
+    mpi4py; the strategy stops first, naming itself and the setting."""
+    from mmengine._strategy import DeepSpeedStrategy
+    kwargs = dict(work_dir=str(tmp_path))
+    if env_kwargs is not None:
+        kwargs['env_kwargs'] = env_kwargs
+    with pytest.raises(RuntimeError) as err:
+        DeepSpeedStrategy(**kwargs)
+    text = str(err.value)
+    assert "strategy=DeepSpeedStrategy (runner_type='FlexibleRunner')" in text
+    assert "launcher='none'" in text and 'tools/dist_train.sh CONFIG N' in text
+    init = DeepSpeedStrategy.__init__
+    deepspeed_strategy.apply()  # idempotent: not wrapped twice
+    assert DeepSpeedStrategy.__init__ is init
