@@ -179,3 +179,31 @@ def test_slot_order_round_trip_and_wrong_sizes():
         to_slots(x[:, :63], plan)
     with pytest.raises(ValueError, match='65 slots, the plan has 64'):
         from_slots(torch.randn(3, 65, 5), plan)
+
+
+@pytest.mark.parametrize('pad_tol', [0., 1.0])
+def test_traced_path_equals_the_autograd_functions(pad_tol):
+    """Under the JIT tracer (FLOP counting) the q/k/v split and the output merge run as plain
+    autograd ops; they give the same outputs, and the functions the same gradients, as the
+    plain ops do."""
+    torch.manual_seed(0)
+    hw, window, c, heads = (28, 28), (14, 14), 16, 2
+    mask = stage_masks(random_mixing_mask((7, 7), 0.5, generator=torch.Generator().manual_seed(3)),
+                       [hw])[0]
+    plan = build_group_plan(mask, hw, window, get_relative_position_index(window), pad_tol)
+    assert len(plan.buckets) > 1  # the merge really concatenates several buckets
+    table = torch.randn(27 * 27, heads, requires_grad=True)
+    qkv = torch.randn(2, plan.num_slots, 3 * c, requires_grad=True)
+
+    def attend(t, tab):
+        return grouped_attention(t, plan, tab, heads, (c // heads)**-0.5)
+
+    eager = attend(qkv, table)
+    traced = torch.jit.trace(attend, (qkv, table), check_trace=False)
+    torch.testing.assert_close(traced(qkv, table), eager, atol=1e-6, rtol=0)
+    # gradients of the functions against autograd's chain (the traced graph's ops)
+    probe = torch.randn_like(eager)
+    g_fn = torch.autograd.grad((eager * probe).sum(), (qkv, table))
+    g_ref = torch.autograd.grad((traced(qkv, table) * probe).sum(), (qkv, table))
+    for a, b in zip(g_fn, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -330,7 +330,13 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
     # one gather per block for all buckets, straight into the [K, nH, P, P] score layout
     bias = take_bias(bias_table, plan.bias_index(num_heads))
     bias_parts = bias.split([k_ * num_heads * p * p for k_, p in shapes])
-    qkvs = _BucketHeads.apply(qkv, shapes, num_heads)
+    # the JIT tracer (FLOP counting, get_flops.py) cannot record these functions' view outputs:
+    # it traces autograd's own ops, the same products
+    tracing = torch.jit.is_tracing()
+    if tracing:
+        qkvs = [t for view in _bucket_views(qkv, shapes, num_heads) for t in view.unbind(0)]
+    else:
+        qkvs = _BucketHeads.apply(qkv, shapes, num_heads)
     outs = []
     for i, (bucket, bias) in enumerate(zip(plan.buckets, bias_parts)):
         k_, p = bucket.num_pieces, bucket.size
@@ -345,4 +351,7 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
         if attn_drop and training:
             attn = torch.nn.functional.dropout(attn, attn_drop, training=True)
         outs.append(torch.matmul(attn, v))  # [B, K, nH, P, d]
+    if tracing:
+        return torch.cat([out.permute(0, 1, 3, 2, 4).reshape(b, -1, out.shape[2] * out.shape[4])
+                          for out in outs], dim=1)
     return _MergeHeads.apply(shapes, *outs)
