@@ -8,16 +8,17 @@ import subprocess
 import sys
 
 import pytest
+from helpers.tools import load_tool
 
 from mmmixmae.utils.cfg_overrides import missing_key
 
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DOCS = ['README.md'] + sorted(osp.relpath(p, _REPO) for pattern in ('docs/en/*.md', 'configs/*/README.md')
-                              for p in glob.glob(osp.join(_REPO, pattern)))
+#: the docs' code-block parser and document list (tools/misc/run_doc_commands.py runs the
+#: commands these tests only read)
+DOC_COMMANDS = load_tool('misc/run_doc_commands')
+DOCS = DOC_COMMANDS.doc_files()
 PATH_RE = re.compile(r'(?<![\w/.-])((?:configs|tools)/[\w./-]+\.(?:py|sh))')
 WORK_DIR_RE = re.compile(r'work_dirs/([\w.-]+)/')
 LINK_RE = re.compile(r'\]\(([^)\s]*?)(?:#([\w-]+))?\)')
-CODE_RE = re.compile(r'```(?:shell|bash|sh)?\n(.*?)```', re.S)
 #: work dirs that no config name gives: run_demo.py's fixed folder
 EXTRA_WORK_DIRS = {'demo'}
 
@@ -34,17 +35,14 @@ def slug(heading: str) -> str:
 
 
 def anchors(text: str) -> set:
-    heads = re.findall(r'^#+ (.+)$', CODE_RE.sub('', text), re.M)
+    """The anchors of the headings outside code blocks."""
+    heads = re.findall(r'^#+ (.+)$', DOC_COMMANDS.prose(text), re.M)
     return {slug(h) for h in heads}
 
 
-def commands(text: str):
-    """Shell commands of the code blocks, continuation lines joined."""
-    for block in CODE_RE.findall(text):
-        for cmd in block.replace('\\\n', ' ').splitlines():
-            cmd = cmd.split(' #')[0].strip()
-            if cmd and not cmd.startswith('#'):
-                yield cmd
+def commands(text: str, doc: str = '<doc>'):
+    """Shell commands of the code blocks: continuations joined, comments dropped."""
+    return [cmd.text for cmd in DOC_COMMANDS.doc_commands(text, doc)]
 
 
 @pytest.mark.parametrize('doc', DOCS)
@@ -92,7 +90,7 @@ def test_cfg_options_keys_exist_in_the_named_config(repo, doc, monkeypatch):
     from mmengine.config import Config
     monkeypatch.chdir(repo)
     bad = []
-    for cmd in commands(read(repo, doc)):
+    for cmd in commands(read(repo, doc), doc):
         if '--cfg-options' not in cmd or 'tools/' not in cmd:
             continue
         cfgs = [p for p in PATH_RE.findall(cmd) if p.startswith('configs/')]
