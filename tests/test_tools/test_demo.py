@@ -1,12 +1,14 @@
 """A shortened ``make demo``: tiny MixMAE, packaged photos, Runner, checkpoint, picture."""
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers.subprocesses import run_python
-from helpers.tools import tool_path
+from helpers.tools import load_tool, tool_path
+from mmengine.config import Config
 from PIL import Image
 
 DEMO = tool_path('demo/run_demo.py')
@@ -82,3 +84,17 @@ def test_packaged_photos_are_on_disk_and_never_downloaded(monkeypatch):
     assert all(ds.get_data_info(i)['img'].std() > 20 for i in range(len(ds)))
     with pytest.raises(KeyError, match='unknown sample photo'):
         packaged_photo_path('lena')
+
+
+def test_help_states_the_default_configs_iterations_and_batch(capsys):
+    """``run_demo.py --help`` names the demo config's own schedule and batch size."""
+    demo = load_tool('demo/run_demo')
+    cfg = Config.fromfile(demo.DEFAULT_CONFIG)
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert re.search(r"--iters ITERS training iterations \(default: the config's, (\d+)\)",
+                     text).group(1) == str(cfg.train_cfg.max_iters)
+    assert re.search(r"images per iteration \(default: the config's, (\d+)\)",
+                     text).group(1) == str(cfg.train_dataloader.batch_size)
+    assert 'cuda:N' in text

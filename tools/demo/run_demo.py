@@ -1,6 +1,7 @@
 """``make demo``: pretrain a tiny MixMAE on real photographs, on a CPU, in a few minutes.
 
-    python tools/demo/run_demo.py [--iters N] [--work-dir DIR] [--device cpu|cuda] [--config C]
+    python tools/demo/run_demo.py [--iters N] [--work-dir DIR] [--device cpu|cuda|cuda:N]
+        [--config C] [--batch-size B] [--seed S] [--eval-batches E]
 
 No data set and no GPU are needed: the images are the sample photographs that ship inside the
 installed scikit-image and scikit-learn packages (astronaut, chelsea, coffee, hubble_deep_field,
@@ -43,7 +44,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'),
                         help='where the log, checkpoints and picture go (work_dirs/demo)')
     parser.add_argument('--device', default='cpu',
-                        help='cpu (default) or cuda; cpu hides any GPU from the run')
+                        help='cpu (default), cuda or cuda:N; cpu hides any GPU from the run')
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='demo config')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='images per iteration (default: the config\'s, 16)')
