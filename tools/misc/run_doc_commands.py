@@ -75,13 +75,16 @@ class DocCommand:
     """One shell command of a document.
 
     ``text`` is the command as one line (continuations joined, comments dropped, whitespace
-    collapsed; for a heredoc, the line that opens it); ``heredoc`` is the heredoc's body and
-    terminator, verbatim; ``block`` numbers the code blocks of the document.
+    collapsed; for a heredoc, the line that opens it): what the table matches and the report
+    shows.  ``source`` is the command's lines as the document has them (continuations,
+    comments, a heredoc's body and terminator): what ``bash -c`` runs.  ``heredoc`` is the
+    heredoc's body and terminator; ``block`` numbers the code blocks of the document.
     """
     doc: str
     line: int
     text: str
     block: int
+    source: str
     heredoc: str = ''
 
     @property
@@ -89,9 +92,9 @@ class DocCommand:
         return f'{self.doc}:{self.line}'
 
     @property
-    def script(self) -> str:
-        """What ``bash -c`` runs."""
-        return f'{self.text}\n{self.heredoc}' if self.heredoc else self.text
+    def key(self) -> str:
+        """Equal for the same command written in two places (comments and spacing aside)."""
+        return f'{self.text}\n{self.heredoc}'
 
 
 def _fences(lines: Sequence[str], doc: str) -> Iterator[Tuple[str, int, int, str]]:
@@ -158,7 +161,8 @@ def strip_comment(line: str) -> str:
     return line.rstrip()
 
 
-def block_commands(doc: str, block: int, first_line: int, lines: Sequence[str]) -> List[DocCommand]:
+def block_commands(doc: str, block: int, first_line: int, lines: Sequence[str]
+                   ) -> List[DocCommand]:
     """The commands of one shell block: comment and blank lines skipped, ``\\`` continuations
     joined, a heredoc's body (up to its terminator) attached to the command that opens it."""
     out: List[DocCommand] = []
@@ -179,10 +183,10 @@ def block_commands(doc: str, block: int, first_line: int, lines: Sequence[str]) 
         heredoc = ''
         m = HEREDOC_RE.search(text)
         if m:
-            body, i = _heredoc_body(lines, i, m.group('word'), bool(m.group('dash')),
-                                    f'{doc}:{first_line + start}')
-            heredoc = body
-        out.append(DocCommand(doc, first_line + start, text, block, heredoc))
+            heredoc, i = _heredoc_body(lines, i, m.group('word'), bool(m.group('dash')),
+                                       f'{doc}:{first_line + start}')
+        out.append(DocCommand(doc, first_line + start, text, block,
+                              '\n'.join(lines[start:i]), heredoc))
     return out
 
 
@@ -435,7 +439,7 @@ def _attach_preludes(plans: Sequence[Planned]) -> None:
             for later in plans[k + 1:]:
                 if (later.cmd.doc, later.cmd.block) != (plan.cmd.doc, plan.cmd.block):
                     break
-                later.prelude.append(plan.cmd.text)
+                later.prelude.append(plan.cmd.source)
 
 
 # --------------------------------------------------------------------------- running
@@ -491,9 +495,9 @@ def command_env(copy: Path, data: Path, repo: Path) -> Dict[str, str]:
 
 
 def prepared_script(plan: Planned, tmp: Path) -> str:
-    """The command as it runs: its block's variable assignments first, the table's changes
-    applied."""
-    script = plan.cmd.script
+    """The command as it runs: its block's variable assignments first, then its lines as
+    the document has them, with the table's changes applied."""
+    script = plan.cmd.source
     for old, new in plan.rule.changes:
         if old not in script:
             raise DocsTableError(f'{plan.cmd.where}: the table changes {old!r}, which the '
@@ -567,12 +571,13 @@ def run_plans(plans: Sequence[Planned], repo: Path, data: Path, scratch: Path,
 def _run_one(plan: Planned, n: int, done: Dict[str, Planned], copy: Path, tmp: Path,
              logs: Path, env: Dict[str, str], venv: Path) -> None:
     script = prepared_script(plan, tmp)
-    if script in done:
-        first = done[script]
+    key = '\n'.join(plan.prelude + [plan.cmd.key, repr(plan.rule.changes)])
+    if key in done:
+        first = done[key]
         plan.status, plan.note = 'same as', f'{first.cmd.where} ({first.status})'
         return
-    done[script] = plan
-    if script != plan.cmd.script:
+    done[key] = plan
+    if plan.rule.changes:
         plan.ran, plan.note = script, plan.rule.why
     if plan.rule.needs_env:
         problem = env_not_ready(copy, venv)
