@@ -3,6 +3,8 @@ against the real docs, and (slow) every runnable command of the docs run for rea
 import json
 import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 from helpers.subprocesses import REPO, run_python
@@ -177,3 +179,26 @@ def test_commands_run_in_order_in_one_scratch_copy(rdc, tmp_path, monkeypatch):
     assert plans[2].note == 'd.md:2 (passed)'
     assert 'about to fail' in plans[4].note and 'exit status 2' in plans[4].note
     assert not (REPO / 'out.txt').exists()
+
+
+def test_options_of_commands_that_do_not_run_are_checked_against_help(rdc, tmp_path):
+    assert rdc.documented_options('NNODES=2 tools/dist_train.sh CFG 8 --resume --x=1') == \
+        ('tools/train.py', ['--resume', '--x'])
+    assert rdc.documented_options('mim train mmdet c.py --gpus 8') == ('', [])
+    assert rdc.documented_options('bash tools/install/setup_env.sh --plan') == ('', [])
+    copy = tmp_path / 'copy'
+    (copy / 'tools').mkdir(parents=True)
+    (copy / 'tools' / 'fake.py').write_text(
+        'import argparse\np = argparse.ArgumentParser()\np.add_argument("--good-one")\n'
+        'p.parse_args()\n')
+    (copy / '.venv').symlink_to(sys.prefix)
+    ws = rdc.Workspace(copy, tmp_path, tmp_path, dict(os.environ), Path(sys.prefix))
+    cmds = rdc.doc_commands(_doc('```bash', 'python tools/fake.py A --good-one 1',
+                                 'python tools/fake.py B --good --bad', '```'), 'd.md')
+    plans = rdc.classify(cmds, (rdc.Rule(r'python tools/fake\.py .*', reason='needs a GPU'),))
+    for plan in plans:
+        rdc.check_options(plan, ws)
+    assert plans[0].status == 'not run' and 'checked against tools/fake.py --help' in plans[0].note
+    assert plans[1].status == 'FAILED'
+    assert plans[1].note == ('options not in tools/fake.py --help: --bad --good '
+                             '(not run: needs a GPU)')

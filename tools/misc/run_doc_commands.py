@@ -62,6 +62,11 @@ TAIL_LINES = 15
 FENCE_RE = re.compile(r'^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)')
 HEREDOC_RE = re.compile(r'<<(?P<dash>-?)[ \t]*(?P<q>[\'"]?)(?P<word>[A-Za-z_]\w*)(?P=q)')
 ASSIGN_RE = re.compile(r'[A-Za-z_]\w*=')
+TOOL_RE = re.compile(r'(?<![\w/.-])(tools/[\w/.-]+\.(?:py|sh))')
+OPTION_RE = re.compile(r'(?<![\w-])(--[A-Za-z][\w-]*)')
+#: launch scripts, and the tool whose options they pass on
+LAUNCHED = {'tools/dist_train.sh': 'tools/train.py', 'tools/slurm_train.sh': 'tools/train.py',
+            'tools/dist_test.sh': 'tools/test.py', 'tools/slurm_test.sh': 'tools/test.py'}
 
 
 class DocsTableError(Exception):
@@ -543,55 +548,103 @@ def selected(plan: Planned, only: Sequence[str]) -> bool:
     return not only or any(t in plan.cmd.where or t in plan.cmd.text for t in only)
 
 
+@dataclass
+class Workspace:
+    """The scratch copy the commands run in, and what the run has learnt so far."""
+    copy: Path                  # the repository copy (the commands' working directory)
+    tmp: Path                   # ``{tmp}`` of the table's changes
+    logs: Path                  # one output file per command
+    env: Dict[str, str]
+    venv: Path
+    done: Dict[str, Planned] = field(default_factory=dict)   # command key -> first run
+    helps: Dict[str, str] = field(default_factory=dict)      # tool -> its --help text
+
+
+def make_workspace(repo: Path, data: Path, scratch: Path) -> Workspace:
+    """Copy ``repo`` under ``scratch`` and link its ``.venv``."""
+    ws = Workspace(scratch / 'repo', scratch / 'tmp', scratch / 'logs',
+                   command_env(scratch / 'repo', data, repo), venv_dir(repo))
+    for d in (ws.copy, ws.tmp, ws.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    copy_repo(repo, ws.copy)
+    (ws.copy / '.venv').symlink_to(ws.venv)
+    return ws
+
+
 def run_plans(plans: Sequence[Planned], repo: Path, data: Path, scratch: Path,
               only: Sequence[str] = (), report=print) -> None:
     """Run the runnable commands of ``plans`` in order in a copy of ``repo`` under
-    ``scratch``, filling in each plan's status; ``report`` gets each plan when it is done."""
-    copy, tmp, logs = scratch / 'repo', scratch / 'tmp', scratch / 'logs'
-    for d in (copy, tmp, logs):
-        d.mkdir(parents=True, exist_ok=True)
-    copy_repo(repo, copy)
-    venv = venv_dir(repo)
-    (copy / '.venv').symlink_to(venv)
-    env = command_env(copy, data, repo)
-    done: Dict[str, Planned] = {}
+    ``scratch``, and check the options of the others against their tool's ``--help``;
+    each plan's status is filled in, and ``report`` gets each plan when it is done."""
+    ws = make_workspace(repo, data, scratch)
     for n, plan in enumerate(plans):
-        if plan.status == 'sets variables':
-            report(plan)
-            continue
         if plan.status == 'not run':
+            check_options(plan, ws)
+        elif plan.status == 'sets variables':
             pass
         elif not selected(plan, only):
             plan.status, plan.note = 'not selected', '(--only)'
         else:
-            _run_one(plan, n, done, copy, tmp, logs, env, venv)
+            _run_one(plan, n, ws)
         report(plan)
 
 
-def _run_one(plan: Planned, n: int, done: Dict[str, Planned], copy: Path, tmp: Path,
-             logs: Path, env: Dict[str, str], venv: Path) -> None:
-    script = prepared_script(plan, tmp)
+def _run_one(plan: Planned, n: int, ws: Workspace) -> None:
+    script = prepared_script(plan, ws.tmp)
     key = '\n'.join(plan.prelude + [plan.cmd.key, repr(plan.rule.changes)])
-    if key in done:
-        first = done[key]
+    if key in ws.done:
+        first = ws.done[key]
         plan.status, plan.note = 'same as', f'{first.cmd.where} ({first.status})'
         return
-    done[key] = plan
+    ws.done[key] = plan
     if plan.rule.changes:
         plan.ran, plan.note = script, plan.rule.why
     if plan.rule.needs_env:
-        problem = env_not_ready(copy, venv)
+        problem = env_not_ready(ws.copy, ws.venv)
         if problem:
             plan.status, plan.note = 'FAILED', f'not started: {problem}'
             return
-    log = logs / f'{n:03d}.log'
-    code, plan.seconds = run_script(script, copy, env, plan.rule.timeout, log)
+    log = ws.logs / f'{n:03d}.log'
+    code, plan.seconds = run_script(script, ws.copy, ws.env, plan.rule.timeout, log)
     if code == 0:
         plan.status = 'passed'
     else:
         why = (f'timed out after {plan.rule.timeout} s' if code == 124 else
                f'killed by signal {-code}' if code < 0 else f'exit status {code}')
         plan.status, plan.note = 'FAILED', f'{why}; last lines of its output:\n{tail(log)}'
+
+
+def documented_options(text: str) -> Tuple[str, List[str]]:
+    """``(tool, options)``: the Python tool under ``tools/`` a command runs (for a launch
+    script, the tool it passes its options to) and the ``--options`` the command gives it;
+    ``('', [])`` for other commands (``mim``, ``make``, shell scripts)."""
+    m = TOOL_RE.search(text)
+    if text.startswith('mim ') or not m:
+        return '', []
+    tool = LAUNCHED.get(m.group(1), m.group(1))
+    if not tool.endswith('.py'):
+        return '', []
+    return tool, sorted(set(OPTION_RE.findall(text[m.end():])))
+
+
+def check_options(plan: Planned, ws: Workspace) -> None:
+    """A command that does not run here still must name only options its tool has: they are
+    looked up in the tool's ``--help`` (run once per tool, in the copy)."""
+    tool, options = documented_options(plan.cmd.text)
+    if not options:
+        return
+    if tool not in ws.helps:
+        log = ws.logs / f'help-{len(ws.helps):02d}.log'
+        code, _ = run_script(f'.venv/bin/python {tool} --help', ws.copy, ws.env, 300, log)
+        ws.helps[tool] = log.read_text(errors='replace') if code == 0 else ''
+    text = ws.helps[tool]
+    missing = [o for o in options if not re.search(rf'(?<![\w-]){re.escape(o)}(?![\w-])', text)]
+    if not text or missing:
+        what = f'{tool} --help failed' if not text else \
+            f'options not in {tool} --help: {" ".join(missing)}'
+        plan.status, plan.note = 'FAILED', f'{what} (not run: {plan.rule.reason})'
+    else:
+        plan.note += f' [options {" ".join(options)} checked against {tool} --help]'
 
 
 # --------------------------------------------------------------------------- report
