@@ -202,3 +202,13 @@ def test_options_of_commands_that_do_not_run_are_checked_against_help(rdc, tmp_p
     assert plans[1].status == 'FAILED'
     assert plans[1].note == ('options not in tools/fake.py --help: --bad --good '
                              '(not run: needs a GPU)')
+
+
+def test_a_tree_outside_git_is_copied_without_outputs(rdc, tmp_path):
+    src = tmp_path / 'src'
+    for rel in ('tools/a.py', 'work_dirs/demo/iter_1.pth', 'mmmixmae/__pycache__/x.pyc'):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text('x')
+    rdc.copy_repo(src, tmp_path / 'copy')
+    copied = sorted(str(p.relative_to(tmp_path / 'copy')) for p in (tmp_path / 'copy').rglob('*'))
+    assert copied == ['mmmixmae', 'tools', 'tools/a.py']

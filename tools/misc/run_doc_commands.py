@@ -19,12 +19,14 @@ repository.  The commands see ``MMMIXMAE_DATA`` (the sample data, ``--data``), t
 on ``PYTHONPATH``, and no GPU (``CUDA_VISIBLE_DEVICES=''``).  A command that repeats one
 already run (``make demo`` is in three places) is not run again.  Where the table changes a
 command (an absolute ``/tmp`` folder moved into the scratch folder, a shorter run), the report
-says so and why.
+says so and why.  A command that does not run here still has its ``--options`` looked up in
+the ``--help`` of the ``tools/`` script it calls (``dist_train.sh`` passes them to
+``train.py``): an option the tool does not have fails the run.
 
-The report gives, per command, ``file:line``, the status (``passed``, ``FAILED`` with the tail of
-its output, ``not run`` with the reason, ``same as`` an earlier one) and its seconds.  Exit status:
-0 when every runnable command passed, 1 when one failed, 2 for a docs / table mismatch or a
-bad argument.
+The report gives, per command, ``file:line``, the status (``passed``, ``FAILED`` with the last
+lines of its output, stdout and stderr together, ``not run`` with the reason, ``same as`` an
+earlier one) and its seconds.  Exit status: 0 when every runnable command passed and every
+option exists, 1 otherwise, 2 for a docs / table mismatch or a bad argument.
 
 ``--list`` prints the classification without running anything (a second).  ``--only TEXT``
 runs only the commands whose ``file:line`` or text contains TEXT (the commands they depend
@@ -448,12 +450,23 @@ def _attach_preludes(plans: Sequence[Planned]) -> None:
 
 
 # --------------------------------------------------------------------------- running
+#: what a checkout outside git leaves out of the scratch copy (as .gitignore does)
+NOT_COPIED = ('.git', '.venv', 'work_dirs', 'data', '__pycache__', '.pytest_cache',
+              '.hypothesis', 'build', 'dist', '*.egg-info', '.mim')
+
+
 def copy_repo(repo: Path, dest: Path) -> None:
-    """Copy the working tree's tracked and untracked-but-not-ignored files to ``dest``."""
-    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                            cwd=repo, capture_output=True, text=True)
-    if listed.returncode != 0:
-        raise DocsTableError(f'git ls-files failed in {repo}: {listed.stderr.strip()}')
+    """Copy the working tree's tracked and untracked-but-not-ignored files to ``dest`` (a
+    tree that is not a git checkout: everything but :data:`NOT_COPIED`)."""
+    try:
+        listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others',
+                                 '--exclude-standard'], cwd=repo, capture_output=True, text=True)
+    except FileNotFoundError:  # no git
+        listed = None
+    if listed is None or listed.returncode != 0:
+        shutil.copytree(repo, dest, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(*NOT_COPIED))
+        return
     for rel in filter(None, listed.stdout.split('\0')):
         src = repo / rel
         if not os.path.lexists(src) or src.is_dir():
