@@ -284,6 +284,9 @@ OWN_PRETRAINING = ('needs the checkpoint of a 600-epoch ImageNet pretraining '
                    '(work_dirs/mixmae_swin-base-w14_16xb128-amp-coslr-600e_in1k/epoch_600.pth)')
 SUITE = ('the test suite or a part of it: `make test` runs it, and this script runs inside it '
          '(the suite takes 20-35 min on 2 cores)')
+SECOND_600 = ('a second 600-iteration demo schedule (about 3 min on 2 cores); `make demo` runs '
+              'its 600 iterations in full, so this one runs 60 to check the command and give '
+              'the k-NN below a checkpoint')
 BENCHMARK = ('a timing benchmark of MixMAE-B for minutes of CPU (595 s for the first one, '
              'measured on a loaded 2-core machine); its figures mean something on an idle '
              'machine only')
@@ -355,11 +358,14 @@ TABLE: Tuple[Rule, ...] = (
          reason=NETWORK_CKPT + ' (an mmpretrain MixMIM release)'),
     Rule(rf'{PY} tools/model_converters/mmmixmae_to_backbone\.py work_dirs/mixmae_swin-base-w14_'
          r'16xb128-amp-coslr-600e_in1k/epoch_600\.pth \S+', reason=OWN_PRETRAINING),
-    # --- sharded training on the CPU (pretrain.md section 9)
+    # --- sharded training on the CPU (pretrain.md section 9: FSDP, DeepSpeed ZeRO-2)
     Rule(exact('tools/dist_train.sh configs/mixmae/mixmae_swin-toy-w4_2xb2-fsdp-8it_cpu.py 2')),
     Rule(exact('.venv/bin/python tools/model_converters/fsdp_sharded_to_full.py '
                'work_dirs/mixmae_swin-toy-w4_2xb2-fsdp-8it_cpu/iter_8.pth '
                'work_dirs/mixmae_swin-toy-w4_2xb2-fsdp-8it_cpu/iter_8_full.pth')),
+    Rule(exact('tools/dist_train.sh configs/mixmae/mixmae_swin-toy-w4_2xb2-zero2-8it_cpu.py 2')),
+    Rule(exact('.venv/bin/python tools/model_converters/deepspeed_to_full.py '
+               'work_dirs/mixmae_swin-toy-w4_2xb2-zero2-8it_cpu/iter_8.pth iter_8_full.pth')),
     # --- transfer.md section 6 and the config READMEs: the CPU toy configs
     Rule(exact('.venv/bin/python tools/train.py '
                'configs/mixmae/mixmae_swin-toy-w4_1xb4-20it_cpu.py')),
@@ -373,12 +379,26 @@ TABLE: Tuple[Rule, ...] = (
     Rule(exact('.venv/bin/python tools/analysis_tools/get_flops.py '
                'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py')),
     Rule(exact('.venv/bin/python tools/demo/run_demo.py --config '
-               'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py --iters 20 '
-               '--work-dir work_dirs/convnext20')),
+               'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py '
+               '--work-dir work_dirs/convnext600'),
+         changes=(('--work-dir work_dirs/convnext600',
+                   '--iters 60 --work-dir work_dirs/convnext600'),),
+         why=SECOND_600),
+    Rule(exact('.venv/bin/python tools/benchmarks/config_step_time.py '
+               'configs/mixmae/mixmae_swin-demo-w8_1xb16-600it_photos_cpu.py '
+               'configs/mixmae/mixmae_swin-demo-w4_1xb16-600it_photos_cpu.py '
+               'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py '
+               'configs/mixmae/mixmae_pcpvt-demo_1xb16-600it_photos_cpu.py '
+               'configs/mixmae/mixmae_svt-demo_1xb16-600it_photos_cpu.py --batch 16 --steps 10')),
     Rule(exact(".venv/bin/python - <<'PY'")),
     Rule(exact('.venv/bin/python tools/analysis_tools/knn_linear_probe.py '
+               'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py --random-init '
+               'work_dirs/photo_crops --k 5 --size 128')),
+    Rule(exact('.venv/bin/python tools/analysis_tools/knn_linear_probe.py '
                'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py '
-               'work_dirs/convnext20/iter_20.pth data/photo_crops --k 5 --size 128')),
+               'work_dirs/convnext600/iter_600.pth work_dirs/photo_crops --k 5 --size 128'),
+         changes=(('convnext600/iter_600.pth', 'convnext600/iter_60.pth'),),
+         why='the checkpoint of the shortened ConvNeXt run above'),
     # --- benchmarks.md
     Rule(exact('.venv/bin/python tools/benchmarks/train_step_vs_mmpretrain.py --arch base '
                '--batch 4 --steps 6'), reason=BENCHMARK),
@@ -388,7 +408,7 @@ TABLE: Tuple[Rule, ...] = (
          reason='times MixMAE-B/L/H on a GPU (refuses to run without one)'),
     Rule(exact('.venv/bin/python tools/benchmarks/gpu_suite.py --smoke --out '
                'work_dirs/gpu_suite_smoke')),
-    Rule(r'PYTHONPATH=\. OMP_NUM_THREADS=1 nice -n 15 \.venv/bin/python '
+    Rule(r'PYTHONPATH=\. OMP_NUM_THREADS=1 nice -n \d+ \.venv/bin/python '
          r'tools/benchmarks/fsdp_memory\.py --arch (?:base large|large) .*',
          reason='MixMAE-B and -L under DDP and FSDP on 2 CPU ranks: over 12 min on 2 cores '
                 '(benchmarks.md)'),
