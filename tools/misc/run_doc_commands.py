@@ -374,7 +374,14 @@ TABLE: Tuple[Rule, ...] = (
     Rule(exact('.venv/bin/python tools/train.py '
                'configs/mask_rcnn/mask-rcnn_mixmae-toy_fpn_1xb2-cpu_ade3.py')),
     Rule(exact('.venv/bin/python tools/train.py '
-               'configs/upernet/upernet_mixmae-toy_1xb2-cpu_ade3-256x256.py')),
+               'configs/upernet/upernet_mixmae-toy_1xb2-cpu_ade3-256x256.py'),
+         changes=(('upernet_mixmae-toy_1xb2-cpu_ade3-256x256.py',
+                   'upernet_mixmae-toy_1xb2-cpu_ade3-256x256.py --cfg-options '
+                   'train_cfg.max_iters=40 train_cfg.val_interval=40 '
+                   'default_hooks.checkpoint.interval=40'),),
+         why='its 120 iterations take 3 min on 2 cores, the longest command here, and '
+             'tests/test_seg/test_upernet_e2e.py trains this config for all 120 and checks the '
+             'mIoU; here 40 iterations, the validation and the checkpoint check the command'),
     # --- backbones.md: the other encoders' demo configs
     Rule(exact('.venv/bin/python tools/analysis_tools/get_flops.py '
                'configs/mixmae/mixmae_convnext-demo_1xb16-600it_photos_cpu.py')),
