@@ -11,8 +11,8 @@ from helpers.subprocesses import REPO, run_python
 from helpers.tools import load_tool, tool_path
 
 TOOL = tool_path('misc/run_doc_commands.py')
-#: an upper bound for the whole run (19 min 23 s measured on a loaded 2-core machine; each
-#: command also has its own time limit in the script's table)
+#: an upper bound for the whole run (about 10.5 min on 2 cores, 19.5 min when other jobs
+#: loaded the machine; each command also has its own time limit in the script's table)
 RUN_TIMEOUT = 2400
 
 
