@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 from mmmixmae.checkpoint import (CheckpointConversionError, StateDict, find_state_dict,
                                  format_conversion_summary, read_checkpoint)
 from mmmixmae.checkpoint.convert import ConversionResult, save_converted
 from mmmixmae.utils.errors import run_tool
 
-__all__ = ['run_converter']
+__all__ = ['run_converter', 'run_folder_converter']
 
 
 def _main(convert: Callable[[StateDict, str], ConversionResult], description: str, prog: str,
@@ -46,5 +46,52 @@ def run_converter(convert: Callable[[StateDict, str], ConversionResult], descrip
     error of :func:`~mmmixmae.utils.errors.run_tool`) for ``sys.exit(main())``."""
     try:
         return run_tool(lambda a: _main(convert, description, prog, a), prog)(argv)
+    except SystemExit as done:  # run_tool's exit 2, or argparse's
+        return int(done.code or 0)
+
+
+def _main_folder(consolidate: Callable[[str], Tuple[StateDict, dict]],
+                 describe: Callable[[dict], str], check_src: Optional[Callable[[str], None]],
+                 description: str, src_help: str, prog: str,
+                 argv: Optional[Sequence[str]]) -> int:
+    from mmmixmae.checkpoint.sharded import save_full_checkpoint
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument('src', help=src_help)
+    parser.add_argument('dst', help='the full checkpoint file to write')
+    args = parser.parse_args(argv)
+    if check_src is not None:
+        check_src(args.src)
+    if os.path.abspath(args.dst).startswith(os.path.abspath(args.src) + os.sep):
+        raise CheckpointConversionError('DST must not be inside the checkpoint folder', args.src)
+    state_dict, meta = consolidate(args.src)
+    try:
+        save_full_checkpoint(state_dict, meta, args.dst)
+    except OSError as err:
+        raise CheckpointConversionError(f'cannot write {args.dst}: {err}', args.src) from None
+    numel = sum(v.numel() for v in state_dict.values())
+    print(f'{args.src}: {describe(meta["consolidated_from"])} -> {args.dst}: '
+          f'{len(state_dict)} tensors, {numel:,} elements')
+    return 0
+
+
+def run_folder_converter(consolidate: Callable[[str], Tuple[StateDict, dict]],
+                         describe: Callable[[dict], str], description: str, src_help: str,
+                         prog: str, argv: Optional[Sequence[str]] = None,
+                         check_src: Optional[Callable[[str], None]] = None) -> int:
+    """The command line ``PROG SRC_DIR DST`` of the converters from a checkpoint *folder*
+    (sharded FSDP, DeepSpeed ZeRO) to the one full file fine-tuning and transfer read.
+
+    Args:
+        consolidate: ``SRC_DIR -> (state_dict, meta)``; ``meta['consolidated_from']`` says
+            what was read. It raises the user error that names a broken folder.
+        describe: ``meta['consolidated_from'] -> str`` for the summary line.
+        check_src: optional early check of ``SRC_DIR`` (raises a user error).
+
+    Returns the exit status like :func:`run_converter`.
+    """
+    def main(a):
+        return _main_folder(consolidate, describe, check_src, description, src_help, prog, a)
+    try:
+        return run_tool(main, prog)(argv)
     except SystemExit as done:  # run_tool's exit 2, or argparse's
         return int(done.code or 0)

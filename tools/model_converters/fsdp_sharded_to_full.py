@@ -11,46 +11,28 @@ copied): what fine-tuning (``init_cfg=Pretrained``), Mask R-CNN / UperNet,
 ``mmmixmae_to_backbone.py`` and ``tools/test.py`` read.  A missing or extra shard, shards of
 different runs, or a folder not written by mmmixmae's FSDP support stop it naming the file.
 """
-import argparse
-import os
 import os.path as osp
 import sys
 
 from mmmixmae.checkpoint import CheckpointConversionError
-from mmmixmae.utils.errors import run_tool
 
 PROG = 'fsdp_sharded_to_full.py'
 
 
-def _main(argv=None) -> int:
-    from mmmixmae.checkpoint.sharded import consolidate_sharded, save_full_checkpoint
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0])
-    parser.add_argument('src', help='sharded checkpoint folder (rank<i>.pth files)')
-    parser.add_argument('dst', help='the full checkpoint file to write')
-    args = parser.parse_args(argv)
-    if not osp.isdir(args.src):
+def _check_folder(src: str) -> None:
+    if not osp.isdir(src):
         raise CheckpointConversionError(
-            f'{args.src} is not a folder of rank<i>.pth shards'
-            + (' (a full checkpoint already: use it as it is)' if osp.isfile(args.src)
-               else ''), args.src)
-    if osp.abspath(args.dst).startswith(osp.abspath(args.src) + os.sep):
-        raise CheckpointConversionError('DST must not be inside the shard folder', args.src)
-    state_dict, meta = consolidate_sharded(args.src)
-    try:
-        save_full_checkpoint(state_dict, meta, args.dst)
-    except OSError as err:
-        raise CheckpointConversionError(f'cannot write {args.dst}: {err}', args.src) from None
-    numel = sum(v.numel() for v in state_dict.values())
-    print(f'{args.src}: {meta["consolidated_from"]["world_size"]} shards -> {args.dst}: '
-          f'{len(state_dict)} tensors, {numel:,} elements')
-    return 0
+            f'{src} is not a folder of rank<i>.pth shards'
+            + (' (a full checkpoint already: use it as it is)' if osp.isfile(src) else ''), src)
 
 
 def main(argv=None) -> int:
-    try:
-        return run_tool(_main, PROG)(argv)
-    except SystemExit as done:  # run_tool's exit 2, or argparse's
-        return int(done.code or 0)
+    from mmmixmae.apis.converters import run_folder_converter
+    from mmmixmae.checkpoint.sharded import consolidate_sharded
+    return run_folder_converter(
+        consolidate_sharded, lambda source: f'{source["world_size"]} shards',
+        __doc__.split('\n\n')[0], 'sharded checkpoint folder (rank<i>.pth files)', PROG, argv,
+        check_src=_check_folder)
 
 
 if __name__ == '__main__':
