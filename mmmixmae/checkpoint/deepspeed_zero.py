@@ -63,10 +63,11 @@ def deepspeed_safe_globals() -> list:
     return [ConfigDict, ZeroStageEnum, LossScaler, fragment_address]
 
 
-def read_deepspeed_file(path: str) -> Dict[str, Any]:
-    """One file of a deepspeed checkpoint folder, weights-only with :func:`deepspeed_safe_globals`."""
+def read_deepspeed_file(path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
+    """One file of a deepspeed checkpoint folder, weights-only with :func:`deepspeed_safe_globals`
+    (also deepspeed's own resume reader, :mod:`mmmixmae.compat.deepspeed_strategy`)."""
     with torch.serialization.safe_globals(deepspeed_safe_globals()):
-        data = load_checkpoint_safely(path)
+        data = load_checkpoint_safely(path, map_location)
     if not isinstance(data, dict):
         raise InvalidCheckpointError(f'{path}: not a deepspeed checkpoint file (a '
                                      f'{type(data).__name__}, not a dict)', path)

@@ -45,6 +45,14 @@ for it raises :class:`~mmmixmae.compat.CompatVersionError`.
    ``__init__`` stops first with the message of the FSDP strategy
    (:func:`~.fsdp.refuse_without_launcher`): it names the strategy, ``launcher='none'`` and
    the commands that start a distributed run.
+5. **Resume unpickles with ``weights_only=False``.**  deepspeed 0.19's
+   ``TorchCheckpointEngine.load`` (every model-state and optimizer-partition file of
+   ``DeepSpeedEngine.load_checkpoint``, so every ``--resume`` and ``load_from`` of a ZeRO config)
+   calls ``torch.load(path, weights_only=False)``: any file placed in a checkpoint folder could
+   run code.  The patched ``load`` reads weights-only through
+   :func:`mmmixmae.checkpoint.deepspeed_zero.read_deepspeed_file`, the reader of the converter:
+   the project's allowlist plus the four deepspeed / mmengine classes these files hold, and
+   the project's errors naming the file and the refused global.
 """
 from __future__ import annotations
 
@@ -198,8 +206,23 @@ def _load_with_callback(original: Callable) -> Callable:
     return load
 
 
+# ---------------------------------------------------------------------------
+# 5. weights-only resume
+# ---------------------------------------------------------------------------
+def _weights_only_load(original: Callable) -> Callable:
+    """``TorchCheckpointEngine.load`` reading weights-only (see the module docstring, 5)."""
+
+    @functools.wraps(original)
+    def load(self, path: str, map_location=None):
+        from mmmixmae.checkpoint.deepspeed_zero import read_deepspeed_file
+        return read_deepspeed_file(path, map_location)
+
+    setattr(load, MARK, True)
+    return load
+
+
 def apply() -> None:
-    """Install the four fixes (idempotent); nothing without deepspeed."""
+    """Install the five fixes (idempotent); nothing without deepspeed."""
     check_versions(__name__, SUPPORTED)
     found = deepspeed_version()
     if found is None:
@@ -222,3 +245,6 @@ def apply() -> None:
             setattr(strategy, name, _load_with_callback(getattr(strategy, name)))
     from .fsdp import refuse_without_launcher
     refuse_without_launcher(strategy)  # idempotent itself
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+    if not getattr(TorchCheckpointEngine.load, MARK, False):
+        TorchCheckpointEngine.load = _weights_only_load(TorchCheckpointEngine.load)

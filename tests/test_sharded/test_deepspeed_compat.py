@@ -113,3 +113,31 @@ def test_refused_without_a_launcher(env_kwargs, tmp_path):
     init = DeepSpeedStrategy.__init__
     deepspeed_strategy.apply()  # idempotent: not wrapped twice
     assert DeepSpeedStrategy.__init__ is init
+
+
+class _Payload:
+    """A class no allowlist names: unpickling it would be arbitrary code."""
+
+
+def test_resume_reads_weights_only(tmp_path):
+    """deepspeed's TorchCheckpointEngine.load (every file of a --resume) unpickles with
+    weights_only=False; the patched one reads weights-only with the deepspeed allowlist."""
+    import torch
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from mmengine.config.config import ConfigDict
+
+    from mmmixmae.checkpoint import UnsafeCheckpointError
+    assert getattr(TorchCheckpointEngine.load, MARK, False)
+    engine = TorchCheckpointEngine()
+    good = tmp_path / 'mp_rank_00_model_states.pt'
+    torch.save({'module': {'w': torch.arange(3.)}, 'ds_config': ConfigDict(a=1),
+                'zero_stage': ZeroStageEnum.gradients}, good)
+    data = engine.load(str(good), map_location=lambda storage, loc: storage)
+    assert torch.equal(data['module']['w'], torch.arange(3.))
+    assert data['ds_config'] == {'a': 1} and data['zero_stage'] == ZeroStageEnum.gradients
+    bad = tmp_path / 'zero_pp_rank_0_mp_rank_00_optim_states.pt'
+    torch.save({'optimizer_state_dict': _Payload()}, bad)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        engine.load(str(bad), map_location=torch.device('cpu'))
+    assert str(bad) in str(err.value) and '_Payload' in str(err.value)
