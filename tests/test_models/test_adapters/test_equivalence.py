@@ -1,6 +1,8 @@
 """The adapter is the upstream backbone: same outputs, same keys, same checkpoint."""
 import torch
 
+from mmmixmae.checkpoint.io import load_checkpoint_safely
+
 
 def test_no_mask_equals_upstream(kit, tiny_name):
     size = kit.TINY[tiny_name][1]
@@ -59,7 +61,7 @@ def test_mixmae_checkpoint_loads_strictly_into_upstream(kit, tiny_name, tmp_path
     path = tmp_path / 'mixmae.pth'
     save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, str(path))
     upstream = kit.build_upstream(tiny_name)
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    ckpt = load_checkpoint_safely(str(path))['state_dict']
     backbone_sd = {k[len('backbone.'):]: v for k, v in ckpt.items() if k.startswith('backbone.')}
     result = upstream.load_state_dict(backbone_sd, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
