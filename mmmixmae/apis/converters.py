@@ -44,8 +44,14 @@ def run_converter(convert: Callable[[StateDict, str], ConversionResult], descrip
                   prog: str, argv: Optional[Sequence[str]] = None) -> int:
     """Run one converter's command line; returns the exit status (0, or 2 after the one-line
     error of :func:`~mmmixmae.utils.errors.run_tool`) for ``sys.exit(main())``."""
+    return _exit_status(lambda a: _main(convert, description, prog, a), prog, argv)
+
+
+def _exit_status(main: Callable[[Optional[Sequence[str]]], int], prog: str,
+                 argv: Optional[Sequence[str]]) -> int:
+    """``main(argv)`` under :func:`~mmmixmae.utils.errors.run_tool`, as an exit status."""
     try:
-        return run_tool(lambda a: _main(convert, description, prog, a), prog)(argv)
+        return run_tool(main, prog)(argv)
     except SystemExit as done:  # run_tool's exit 2, or argparse's
         return int(done.code or 0)
 
@@ -89,9 +95,6 @@ def run_folder_converter(consolidate: Callable[[str], Tuple[StateDict, dict]],
 
     Returns the exit status like :func:`run_converter`.
     """
-    def main(a):
-        return _main_folder(consolidate, describe, check_src, description, src_help, prog, a)
-    try:
-        return run_tool(main, prog)(argv)
-    except SystemExit as done:  # run_tool's exit 2, or argparse's
-        return int(done.code or 0)
+    return _exit_status(
+        lambda a: _main_folder(consolidate, describe, check_src, description, src_help, prog, a),
+        prog, argv)
