@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 from .amp import cpu_amp_dtype
 from .config import load_config as _load_config
+from .dist_teardown import close_process_group
 from .errors import UserError, fail
 
 __all__ = [
@@ -254,7 +255,9 @@ def train_main(argv: Optional[Sequence[str]] = None):
     except UserError as err:
         fail(err, parser.prog)
     runner = build_runner(cfg)
-    return runner.train()
+    model = runner.train()
+    close_process_group()
+    return model
 
 
 def test_main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -270,4 +273,6 @@ def test_main(argv: Optional[Sequence[str]] = None) -> dict:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    return runner.test()
+    metrics = runner.test()
+    close_process_group()
+    return metrics

@@ -193,7 +193,8 @@ def main(out_dir: str) -> None:
                    osp.join(out_dir, 'results.pt'))
         save_checkpoint(dict(state_dict=fsdp_state, meta=dict(source='fsdp_worker')),
                         osp.join(out_dir, 'fsdp_full.pth'))
-    torch.distributed.barrier()
+    from mmmixmae.utils.dist_teardown import close_process_group
+    close_process_group()
 
 
 if __name__ == '__main__':

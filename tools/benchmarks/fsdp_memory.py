@@ -148,7 +148,8 @@ def worker(args: argparse.Namespace) -> None:
     if record['rank'] == 0:
         with open(args.out, 'w') as f:
             json.dump(records, f)
-    dist.barrier()
+    from mmmixmae.utils.dist_teardown import close_process_group
+    close_process_group()
 
 
 # ----------------------------------------------------------------------------- driver
