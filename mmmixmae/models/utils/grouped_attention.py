@@ -31,7 +31,7 @@ backward as a plain inverse gather.  The result equals the dense masked path up 
 floating-point rounding.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -254,10 +254,7 @@ class _BucketHeads(torch.autograd.Function):
     @staticmethod
     def forward(ctx, qkv, shapes, num_heads):
         ctx.shapes, ctx.num_heads, ctx.qkv_shape = shapes, num_heads, qkv.shape
-        outs = []
-        for view in _bucket_views(qkv, shapes, num_heads):
-            outs.extend(view.unbind(0))
-        return tuple(outs)
+        return _bucket_heads(qkv, shapes, num_heads)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -266,6 +263,11 @@ class _BucketHeads(torch.autograd.Function):
             for j in range(3):
                 view[j].copy_(grads[3 * i + j])
         return grad, None, None
+
+
+def _bucket_heads(qkv: torch.Tensor, shapes, num_heads: int) -> tuple:
+    """``(q, k, v)`` of every bucket, in order: ``[B, K, nH, P, d]`` views of ``qkv``."""
+    return tuple(t for view in _bucket_views(qkv, shapes, num_heads) for t in view.unbind(0))
 
 
 def _bucket_views(qkv: torch.Tensor, shapes, num_heads: int):
@@ -285,17 +287,21 @@ class _MergeHeads(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, shapes, *outs):
-        b, _, num_heads, _, d = outs[0].shape
-        ctx.shapes, ctx.num_heads = shapes, num_heads
-        slots = sum(k_ * p for k_, p in shapes)
-        merged = outs[0].new_empty(b, slots, num_heads * d)
-        for view, out in zip(_merged_views(merged, shapes, num_heads), outs):
-            view.copy_(out)
-        return merged
+        ctx.shapes, ctx.num_heads = shapes, outs[0].shape[2]
+        return _merge_heads(shapes, outs)
 
     @staticmethod
     def backward(ctx, grad):
         return (None, ) + tuple(_merged_views(grad.contiguous(), ctx.shapes, ctx.num_heads))
+
+
+def _merge_heads(shapes, outs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-bucket ``[B, K, nH, P, d]`` -> ``[B, S, nH * d]`` in slot order, one copy each."""
+    b, _, num_heads, _, d = outs[0].shape
+    merged = outs[0].new_empty(b, sum(k_ * p for k_, p in shapes), num_heads * d)
+    for view, out in zip(_merged_views(merged, shapes, num_heads), outs):
+        view.copy_(out)
+    return merged
 
 
 def _merged_views(merged: torch.Tensor, shapes, num_heads: int):
@@ -323,7 +329,7 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
     Returns:
         ``[B, S, C]`` attention outputs (before the output projection), slot order.
     """
-    b, slots, c3 = qkv.shape
+    slots = qkv.shape[1]
     if slots != plan.num_slots:
         raise ValueError(f'grouped attention: {slots} slots, the plan has {plan.num_slots}')
     shapes = tuple((bk.num_pieces, bk.size) for bk in plan.buckets)
@@ -331,10 +337,10 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
     bias = take_bias(bias_table, plan.bias_index(num_heads))
     bias_parts = bias.split([k_ * num_heads * p * p for k_, p in shapes])
     # the JIT tracer (FLOP counting, get_flops.py) cannot record these functions' view outputs:
-    # it traces autograd's own ops, the same products
+    # it traces their forward code as plain ops (autograd's own backward)
     tracing = torch.jit.is_tracing()
     if tracing:
-        qkvs = [t for view in _bucket_views(qkv, shapes, num_heads) for t in view.unbind(0)]
+        qkvs = _bucket_heads(qkv, shapes, num_heads)
     else:
         qkvs = _BucketHeads.apply(qkv, shapes, num_heads)
     outs = []
@@ -352,6 +358,5 @@ def grouped_attention(qkv: torch.Tensor, plan: GroupPlan, bias_table: torch.Tens
             attn = torch.nn.functional.dropout(attn, attn_drop, training=True)
         outs.append(torch.matmul(attn, v))  # [B, K, nH, P, d]
     if tracing:
-        return torch.cat([out.permute(0, 1, 3, 2, 4).reshape(b, -1, out.shape[2] * out.shape[4])
-                          for out in outs], dim=1)
+        return _merge_heads(shapes, outs)
     return _MergeHeads.apply(shapes, *outs)
