@@ -52,7 +52,11 @@ for it raises :class:`~mmmixmae.compat.CompatVersionError`.
    run code.  The patched ``load`` reads weights-only through
    :func:`mmmixmae.checkpoint.deepspeed_zero.read_deepspeed_file`, the reader of the converter:
    the project's allowlist plus the four deepspeed / mmengine classes these files hold, and
-   the project's errors naming the file and the refused global.
+   the project's errors naming the file and the refused global.  A *universal* checkpoint
+   (deepspeed config ``checkpoint=dict(load_universal=True)``) is read by other loaders of
+   deepspeed (``_load_universal_checkpoint`` of the ZeRO optimizers, ``torch.load(...,
+   weights_only=False)`` again), so the patched ``DeepSpeedEngine.load_checkpoint`` refuses
+   it before any file is opened, naming the folder and the setting.
 """
 from __future__ import annotations
 
@@ -221,6 +225,26 @@ def _weights_only_load(original: Callable) -> Callable:
     return load
 
 
+def _refuse_universal(original: Callable) -> Callable:
+    """``DeepSpeedEngine.load_checkpoint`` that refuses universal checkpoints (docstring, 5)."""
+
+    @functools.wraps(original)
+    def load_checkpoint(self, load_dir, *args, **kwargs):
+        if self.load_universal_checkpoint():
+            from mmmixmae.checkpoint import CheckpointError
+            raise CheckpointError(
+                f'Refusing to load {load_dir} as a universal checkpoint (deepspeed config '
+                'checkpoint.load_universal=True): deepspeed 0.19 reads universal checkpoint '
+                'files with torch.load(weights_only=False), so a file in that folder could run '
+                'code. Resume from the ZeRO checkpoint folder the run saved (read weights-only) '
+                'without load_universal, or consolidate it with '
+                'tools/model_converters/deepspeed_to_full.py.', str(load_dir))
+        return original(self, load_dir, *args, **kwargs)
+
+    setattr(load_checkpoint, MARK, True)
+    return load_checkpoint
+
+
 def apply() -> None:
     """Install the five fixes (idempotent); nothing without deepspeed."""
     check_versions(__name__, SUPPORTED)
@@ -248,3 +272,6 @@ def apply() -> None:
     from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
     if not getattr(TorchCheckpointEngine.load, MARK, False):
         TorchCheckpointEngine.load = _weights_only_load(TorchCheckpointEngine.load)
+    from deepspeed.runtime.engine import DeepSpeedEngine
+    if not getattr(DeepSpeedEngine.load_checkpoint, MARK, False):
+        DeepSpeedEngine.load_checkpoint = _refuse_universal(DeepSpeedEngine.load_checkpoint)

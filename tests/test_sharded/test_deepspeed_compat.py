@@ -1,4 +1,4 @@
-"""mmmixmae.compat.deepspeed_strategy: the three fixes mmengine 0.10.7's DeepSpeedStrategy needs
+"""mmmixmae.compat.deepspeed_strategy: the fixes mmengine 0.10.7's DeepSpeedStrategy needs
 with deepspeed 0.19 (fast; the 2-rank runs are in test_deepspeed_toy.py)."""
 import importlib
 import sys
@@ -141,3 +141,35 @@ def test_resume_reads_weights_only(tmp_path):
     with pytest.raises(UnsafeCheckpointError) as err:
         engine.load(str(bad), map_location=torch.device('cpu'))
     assert str(bad) in str(err.value) and '_Payload' in str(err.value)
+
+
+def test_universal_checkpoints_are_refused(tmp_path):
+    """Universal checkpoints go through deepspeed loaders that unpickle with
+    weights_only=False: the patched DeepSpeedEngine.load_checkpoint refuses them, naming the
+    folder and the setting, before opening anything; other loads reach deepspeed's code."""
+    from deepspeed.runtime.engine import DeepSpeedEngine
+
+    from mmmixmae.checkpoint import CheckpointError
+    patched = DeepSpeedEngine.load_checkpoint
+    assert getattr(patched, MARK, False)
+    calls = []
+
+    class _Engine:
+        def __init__(self, universal):
+            self.universal = universal
+
+        def load_universal_checkpoint(self):
+            return self.universal
+
+    wrapped = deepspeed_strategy._refuse_universal(
+        lambda self, load_dir, *a, **k: calls.append((load_dir, a, k)) or 'loaded')
+    folder = tmp_path / 'iter_4.pth'
+    with pytest.raises(CheckpointError) as err:
+        wrapped(_Engine(True), folder, tag='', load_module_only=True)
+    assert str(folder) in str(err.value) and 'load_universal' in str(err.value)
+    assert err.value.path == str(folder) and calls == []
+    assert wrapped(_Engine(False), folder, tag='') == 'loaded'
+    assert calls == [(folder, (), dict(tag=''))]
+    # the installed patch wraps deepspeed's own method
+    with pytest.raises(CheckpointError):
+        patched(_Engine(True), folder)
